@@ -1,0 +1,71 @@
+"""The Starlette application that serves the bridge origin."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import __version__
+from .assets import IMMUTABLE_CACHE, STABLE_CACHE, Asset, build_assets
+from .config import SETTINGS_ENV, Settings, load_settings
+
+logger = logging.getLogger("cookiebridge")
+
+
+class AssetEndpoint:
+    """Serves one prebuilt file: headers are computed once, conditional requests answered with 304."""
+
+    def __init__(self, asset: Asset, cache_control: str) -> None:
+        self.etag = asset.etag
+        self.body = asset.body
+        self.headers = {**asset.headers, "Cache-Control": cache_control, "ETag": self.etag}
+        self.media_type = asset.content_type
+
+    def _matches(self, request: Request) -> bool:
+        header = request.headers.get("if-none-match")
+        if not header:
+            return False
+        tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+        return self.etag in tags or "*" in tags
+
+    async def handle(self, request: Request) -> Response:
+        if self._matches(request):
+            return Response(status_code=304, headers=self.headers)
+        return Response(self.body, media_type=self.media_type, headers=self.headers)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "version": __version__}, headers={"Cache-Control": "no-store"})
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": "not-found", "message": f"no such resource: {request.url.path}"}, status_code=404)
+
+
+def asset_routes(assets: list[Asset]) -> list[Route]:
+    routes = []
+    for asset in assets:
+        routes.append(Route("/" + asset.name, AssetEndpoint(asset, STABLE_CACHE).handle, methods=["GET", "HEAD"]))
+        if asset.hashed_name:
+            routes.append(Route("/" + asset.hashed_name, AssetEndpoint(asset, IMMUTABLE_CACHE).handle, methods=["GET", "HEAD"]))
+    return routes
+
+
+def create_app(settings: Settings) -> Starlette:
+    assets = build_assets(settings.trusted_origins, settings.cookie_names, settings.cookie_max_age)
+    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]), *asset_routes(assets)]
+    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    app.state.settings = settings
+    app.state.assets = {asset.name: asset for asset in assets}
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """uvicorn factory for `serve`: the CLI puts the validated settings in the environment for each worker."""
+    text = os.environ.get(SETTINGS_ENV)
+    return create_app(Settings.from_json(text) if text else load_settings())

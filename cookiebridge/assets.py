@@ -1,0 +1,102 @@
+"""Build every file the bridge serves — minified scripts and the rendered iframe page — with their headers.
+
+`serve` and `build` both call `build_assets`, so the bytes a browser gets from either are the same.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import jinja2
+import rjsmin
+
+from .resources import resource_dir
+
+SCRIPTS = ("cookie-provider", "iframe")
+IFRAME_PAGE = "iframe.html"
+STABLE_CACHE = "public, max-age=300"
+IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
+JS_TYPE = "text/javascript; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+    hashed_name: str = ""  # content-addressed copy, served immutable; empty for the iframe page
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256(self.body).hexdigest()[:20] + '"'
+
+    @property
+    def integrity(self) -> str:
+        return "sha384-" + base64.b64encode(hashlib.sha384(self.body).digest()).decode("ascii")
+
+
+def minify(source: str) -> str:
+    """rjsmin, keeping the /*! license banner */."""
+    return rjsmin.jsmin(source, keep_bang_comments=True).strip() + "\n"
+
+
+def _hashed(stable: str, body: bytes) -> str:
+    stem, _, ext = stable.partition(".")
+    return f"{stem}.{hashlib.sha256(body).hexdigest()[:12]}.{ext}"
+
+
+def build_script(name: str) -> Asset:
+    source = (resource_dir("static") / f"{name}.js").read_text(encoding="utf-8")
+    body = minify(source).encode("utf-8")
+    stable = f"{name}.min.js"
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        # Scripts are public: '*' lets sites load them with integrity + crossorigin (SRI).
+        "Access-Control-Allow-Origin": "*",
+        "Cross-Origin-Resource-Policy": "cross-origin",
+    }
+    return Asset(stable, body, JS_TYPE, headers, _hashed(stable, body))
+
+
+def content_security_policy(trusted_origins: Iterable[str]) -> str:
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors " + " ".join(trusted_origins),
+        ]
+    )
+
+
+def render_iframe_page(
+    trusted_origins: Iterable[str], cookie_names: Iterable[str], cookie_max_age: int, script: Asset
+) -> Asset:
+    origins = list(trusted_origins)
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(resource_dir("templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    config = {"origins": origins, "names": list(cookie_names), "maxAge": cookie_max_age}
+    html = environment.get_template(IFRAME_PAGE).render(config=config, script=script)
+    headers = {
+        "Content-Security-Policy": content_security_policy(origins),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    return Asset(IFRAME_PAGE, html.encode("utf-8"), HTML_TYPE, headers)
+
+
+def build_assets(trusted_origins: Iterable[str], cookie_names: Iterable[str], cookie_max_age: int) -> list[Asset]:
+    """Every served file: the scripts, then the iframe page that references the iframe script by hash."""
+    scripts = {name: build_script(name) for name in SCRIPTS}
+    page = render_iframe_page(trusted_origins, cookie_names, cookie_max_age, scripts["iframe"])
+    return [*scripts.values(), page]

@@ -1,0 +1,106 @@
+"""Command line: a thin Click layer over `load_settings` and `run`."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable
+
+import click
+import uvicorn
+
+from . import __version__
+from .config import SETTINGS_ENV, ConfigError, Settings, load_settings
+
+# Every option that maps onto a setting; `serve` and `check` share them so `check` validates what `serve` runs.
+_SETTING_OPTIONS = [
+    click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML configuration file."),
+    click.option("--trusted-origin", "trusted_origins", multiple=True, metavar="ORIGIN",
+                 help="A site allowed to use the bridge, e.g. https://domain-a.com (repeat for each site)."),
+    click.option("--cookie-name", "cookie_names", multiple=True, metavar="NAME",
+                 help="A session cookie name the sites may store (repeatable)."),
+    click.option("--cookie-max-age", help="Lifetime in seconds of the cookies the bridge writes."),
+    click.option("--secret-key", help="Signing key (prefer COOKIEBRIDGE_SECRET_KEY: flags show in `ps`)."),
+    click.option("--host", help="Interface to bind [127.0.0.1]."),
+    click.option("--port", help="Port to bind [8000]."),
+    click.option("--ssl-certfile", help="TLS certificate chain (PEM)."),
+    click.option("--ssl-keyfile", help="TLS private key (PEM)."),
+    click.option("--workers", help="Worker processes [1]."),
+    click.option("--proxy-headers/--no-proxy-headers", default=None,
+                 help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (behind a TLS-terminating proxy)."),
+    click.option("--forwarded-allow-ips", help="Proxy addresses whose forwarded headers are trusted [127.0.0.1]."),
+    click.option("--log-level", help="critical, error, warning, info, debug or trace [info]."),
+]
+
+
+def setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_SETTING_OPTIONS):
+        command = option(command)
+    return command
+
+
+def settings_from_flags(config_file: str | None, **flags: Any) -> Settings:
+    """Load settings or exit with status 2 and one line naming the bad value."""
+    try:
+        return load_settings(config_file=config_file, flags=flags)
+    except ConfigError as exc:
+        raise click.exceptions.Exit(_fail(str(exc))) from None
+
+
+def _fail(message: str) -> int:
+    click.echo(f"cookiebridge: error: {message}", err=True)
+    return 2
+
+
+def describe_start(settings: Settings) -> list[str]:
+    if settings.embedded_default:
+        return [
+            "cookiebridge: no configuration given: running the embedded local-trial default (trusted origins "
+            f"{', '.join(settings.trusted_origins)}, a generated development secret); not for production"
+        ]
+    return [f"cookiebridge: warning: {note}" for note in settings.warnings()]
+
+
+def run(settings: Settings) -> None:
+    """Serve the bridge with uvicorn; every worker builds its app from the same validated settings."""
+    for line in describe_start(settings):
+        click.echo(line, err=True)
+    os.environ[SETTINGS_ENV] = settings.to_json()
+    uvicorn.run(
+        "cookiebridge.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
+        proxy_headers=settings.proxy_headers,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_level=settings.log_level,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cookiebridge")
+def main() -> None:
+    """cookiebridge: keep a chat session when customers move between your domains."""
+
+
+@main.command()
+@setting_options
+def serve(config_file: str | None, **flags: Any) -> None:
+    """Run the bridge origin: iframe.html, the scripts and the API."""
+    run(settings_from_flags(config_file, **flags))
+
+
+@main.command()
+@setting_options
+def check(config_file: str | None, **flags: Any) -> None:
+    """Validate the configuration and print the effective settings (secrets masked)."""
+    settings = settings_from_flags(config_file, **flags)
+    for key, value in settings.effective().items():
+        click.echo(f"{key} = {json.dumps(value)}")
+    for line in describe_start(settings):
+        click.echo(line, err=True)

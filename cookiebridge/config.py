@@ -1,0 +1,237 @@
+"""One typed settings object, built from defaults < TOML file < COOKIEBRIDGE_* environment < command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .origins import OriginError, normalise_origin
+
+ENV_PREFIX = "COOKIEBRIDGE_"
+# Where `serve` hands the effective settings to its uvicorn worker processes.
+SETTINGS_ENV = "COOKIEBRIDGE__EFFECTIVE_SETTINGS"
+
+DEFAULT_COOKIE_NAME = "customer-defined-session-cookie"
+# The embedded default for local trial: the two demo sites that `cookiebridge demo` serves.
+DEMO_ORIGINS = ("https://127.0.0.2:8443", "https://127.0.0.3:8443")
+MIN_SECRET_LENGTH = 16
+# RFC 6265 cookie-name token characters, minus the ones js-cookie would escape.
+_COOKIE_NAME = re.compile(r"^[A-Za-z0-9!#$&'*+.^_`|~-]{1,128}$")
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message is one line naming the key, the value and the fix."""
+
+
+class Secret(str):
+    """A string that never shows itself in repr() or the effective settings."""
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+
+@dataclass(frozen=True)
+class Settings:
+    trusted_origins: tuple[str, ...]
+    secret_key: Secret
+    host: str = "127.0.0.1"
+    port: int = 8000
+    cookie_names: tuple[str, ...] = (DEFAULT_COOKIE_NAME,)
+    cookie_max_age: int = 30 * 24 * 3600
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    workers: int = 1
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+    log_level: str = "info"
+    # How the settings came about, for the start-up log line; not configurable.
+    embedded_default: bool = field(default=False, compare=False)
+    generated_secret: bool = field(default=False, compare=False)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Settings":
+        data = json.loads(text)
+        data["trusted_origins"] = tuple(data["trusted_origins"])
+        data["cookie_names"] = tuple(data["cookie_names"])
+        data["secret_key"] = Secret(data["secret_key"])
+        return cls(**data)
+
+    def effective(self) -> dict[str, Any]:
+        """The settings as `check` prints them, secrets masked."""
+        shown = dataclasses.asdict(self)
+        shown["secret_key"] = "(generated for this process)" if self.generated_secret else "********"
+        del shown["embedded_default"], shown["generated_secret"]
+        return shown
+
+    def warnings(self) -> list[str]:
+        notes = []
+        if self.generated_secret:
+            notes.append(
+                "secret_key is not set: a random one was generated for this process; "
+                "set COOKIEBRIDGE_SECRET_KEY so every instance and restart shares it"
+            )
+        for origin in self.trusted_origins:
+            if origin.startswith("http://"):
+                notes.append(f"trusted origin {origin!r} uses plain http (allowed on loopback only, for testing)")
+        return notes
+
+
+_KEYS = {f.name for f in dataclasses.fields(Settings)} - {"embedded_default", "generated_secret"}
+_LIST_KEYS = {"trusted_origins", "cookie_names"}
+_INT_KEYS = {"port": (1, 65535), "workers": (1, 64), "cookie_max_age": (60, 400 * 24 * 3600)}
+_BOOL_KEYS = {"proxy_headers"}
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _as_list(key: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [item for item in (part.strip() for part in value.split(",")) if item]
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise ConfigError(f"{key} = {value!r} must be a list of strings, e.g. {key} = [\"https://domain-a.com\"]")
+
+
+def _as_int(key: str, value: Any) -> int:
+    low, high = _INT_KEYS[key]
+    try:
+        number = int(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not low <= number <= high or (isinstance(value, float) and not value.is_integer()):
+        raise ConfigError(f"{key} = {value!r} must be a whole number from {low} to {high}")
+    return number
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    raise ConfigError(f"{key} = {value!r} must be true or false")
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key in _LIST_KEYS:
+        return _as_list(key, value)
+    if key in _INT_KEYS:
+        return _as_int(key, value)
+    if key in _BOOL_KEYS:
+        return _as_bool(key, value)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{key} = {value!r} must be a string")
+    return value
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{file}' does not exist: check the --config path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file '{file}' cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file '{file}' is not valid TOML: {exc}") from None
+    data = data.get("cookiebridge", data)  # a [cookiebridge] table or top-level keys
+    for key in data:
+        if key not in _KEYS:
+            raise ConfigError(f"unknown key {key!r} in '{file}': valid keys are {', '.join(sorted(_KEYS))}")
+    return data
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name.startswith(ENV_PREFIX + "_") or name == ENV_PREFIX + "CONFIG":
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in _KEYS:
+            raise ConfigError(f"unknown environment variable {name}: valid ones are COOKIEBRIDGE_<KEY> for keys "
+                              f"{', '.join(sorted(_KEYS))}")
+        found[key] = value
+    return found
+
+
+def _origin_list(values: list[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for value in values:
+        try:
+            seen[normalise_origin(value)] = None
+        except OriginError as exc:
+            raise ConfigError(f"trusted_origins: {exc}") from None
+    return tuple(seen)
+
+
+def _cookie_names(values: list[str]) -> tuple[str, ...]:
+    if not values:
+        raise ConfigError(f"cookie_names is empty: list the session cookie names, e.g. [\"{DEFAULT_COOKIE_NAME}\"]")
+    for name in values:
+        if not _COOKIE_NAME.match(name) or name.startswith("__cookiebridge"):
+            raise ConfigError(
+                f"cookie_names: {name!r} is not a usable cookie name: use 1-128 letters, digits and !#$&'*+.^_`|~- "
+                "(names starting with __cookiebridge are reserved)"
+            )
+    return tuple(dict.fromkeys(values))
+
+
+def load_settings(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the sources (flags win) and validate; raise ConfigError with one line on bad input."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG") or None
+    layers = [read_toml(config_file) if config_file else {}, read_environment(environ)]
+    layers.append({k: v for k, v in (flags or {}).items() if v is not None and v != ()})
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key not in _KEYS:
+                raise ConfigError(f"unknown setting {key!r}: valid keys are {', '.join(sorted(_KEYS))}")
+            merged[key] = _coerce(key, value)
+
+    embedded = "trusted_origins" not in merged and not config_file
+    if embedded:
+        merged["trusted_origins"] = list(DEMO_ORIGINS)
+    origins = _origin_list(merged.pop("trusted_origins"))
+    if not origins:
+        raise ConfigError("trusted_origins is empty: add each site, e.g. --trusted-origin https://domain-a.com")
+
+    secret = merged.pop("secret_key", None) or None
+    generated = secret is None
+    if secret is not None and len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"secret_key is too short ({len(secret)} characters): use at least {MIN_SECRET_LENGTH}, e.g. the output "
+            "of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    if "cookie_names" in merged:
+        merged["cookie_names"] = _cookie_names(merged["cookie_names"])
+    level = merged.get("log_level", "info")
+    if str(level).lower() not in _LOG_LEVELS:
+        raise ConfigError(f"log_level = {level!r} must be one of {', '.join(_LOG_LEVELS)}")
+    if "log_level" in merged:
+        merged["log_level"] = level.lower()
+    if bool(merged.get("ssl_certfile")) != bool(merged.get("ssl_keyfile")):
+        raise ConfigError("ssl_certfile and ssl_keyfile go together: give both, or neither when a proxy terminates TLS")
+    for key in ("ssl_certfile", "ssl_keyfile"):
+        if merged.get(key) and not Path(merged[key]).is_file():
+            raise ConfigError(f"{key} = {merged[key]!r} is not a readable file: check the path")
+    return Settings(
+        trusted_origins=origins,
+        secret_key=Secret(secret or secrets.token_urlsafe(32)),
+        embedded_default=embedded,
+        generated_secret=generated,
+        **merged,
+    )

@@ -45,6 +45,9 @@
     self.frame.setAttribute('aria-hidden', 'true');
     self.frame.tabIndex = -1;
     self.frame.style.cssText = 'display:none!important';
+    self.frame.addEventListener('load', function () {
+      if (!self.ready) self.hello();
+    });
     (document.body || document.documentElement).appendChild(self.frame);
     window.addEventListener('message', function (event) {
       self.receive(event);
@@ -75,19 +78,25 @@
     if (settle) settle(data);
   };
 
+  Channel.prototype.hello = function () {
+    this.post({ cookiebridge: VERSION, id: 'hello', op: 'hello' });
+  };
+
+  // Retries for engines where neither the announcement nor a load event arrives; the first waits a little,
+  // since a hello that reaches the iframe before its page has loaded is dropped (with a console warning).
   Channel.prototype.handshake = function () {
-    var self = this, delay = 100;
+    var self = this, delay = 300;
     if (self.polling) return;
     self.polling = true;
-    (function hello() {
+    setTimeout(function retry() {
       if (self.ready || !self.queue.length) {
         self.polling = false;
         return;
       }
-      self.post({ cookiebridge: VERSION, id: 'hello', op: 'hello' });
-      setTimeout(hello, delay);
+      self.hello();
       delay = Math.min(delay * 2, 1000);
-    })();
+      setTimeout(retry, delay);
+    }, delay);
   };
 
   Channel.prototype.call = function (request, timeout) {

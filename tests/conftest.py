@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from cookiebridge.app import create_app
+from cookiebridge.config import Settings, load_settings
+
+ORIGINS = ["https://domain-a.example", "https://domain-b.example:8443"]
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings(environ={}, flags={"trusted_origins": ORIGINS, "secret_key": "k" * 32})
+
+
+@pytest.fixture
+def client(settings: Settings) -> TestClient:
+    return TestClient(create_app(settings))

@@ -1,0 +1,75 @@
+"""Start the real `cookiebridge serve` process for tests, wait until it answers, stop it, keep its log."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Mapping, Sequence
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    context = ssl._create_unverified_context()  # the test certificate; only loopback is contacted
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"cookiebridge serve exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1, context=context) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"cookiebridge serve did not answer {url}/healthz within {timeout} s")
+
+
+class BridgeProcess:
+    """`with BridgeProcess(args, log_path) as bridge:` runs `python -m cookiebridge serve ARGS` on a free port."""
+
+    def __init__(self, args: Sequence[str], log_path: Path, *, host: str = "127.0.0.1", port: int | None = None,
+                 env: Mapping[str, str] | None = None, tls: bool = False) -> None:
+        self.host, self.port = host, port or free_port(host)
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
+        self.args = [sys.executable, "-m", "cookiebridge", "serve", "--host", host, "--port", str(self.port), *args]
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "BridgeProcess":
+        self.log_file = self.log_path.open("wb")
+        self.process = subprocess.Popen(self.args, stdout=self.log_file, stderr=subprocess.STDOUT, env=self.env,
+                                        start_new_session=True)
+        try:
+            wait_until_healthy(self.url, self.process)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"{' '.join(self.args)} did not start:\n{self.log()}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log_file.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,76 @@
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from processes import BridgeProcess
+
+SECRET = "cli-test-secret-0123456789"
+
+
+def cookiebridge(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cookiebridge", *args], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", **(env or {})}, timeout=60)
+
+
+def test_check_prints_effective_settings_with_the_secret_masked() -> None:
+    result = cookiebridge("check", "--trusted-origin", "https://Shop.example", "--trusted-origin", "https://blog.example:8443",
+                          env={"COOKIEBRIDGE_SECRET_KEY": SECRET})
+    assert result.returncode == 0, result.stderr
+    assert 'trusted_origins = ["https://shop.example", "https://blog.example:8443"]' in result.stdout
+    assert 'secret_key = "********"' in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["check", "--trusted-origin", "domain-a.com"],
+         "cookiebridge: error: trusted_origins: origin 'domain-a.com' has no scheme: write 'https://domain-a.com'"),
+        (["check", "--trusted-origin", "http://domain-a.com"],
+         "cookiebridge: error: trusted_origins: origin 'http://domain-a.com' uses plain http: cookies marked Secure need https, write 'https://domain-a.com'"),
+        (["check", "--trusted-origin", "https://a.com/path"],
+         "cookiebridge: error: trusted_origins: origin 'https://a.com/path' has a path, query or fragment: an origin is scheme://host[:port], write 'https://a.com'"),
+        (["serve", "--port", "eighty"], "cookiebridge: error: port = 'eighty' must be a whole number from 1 to 65535"),
+        (["serve", "--config", "/no/such.toml"], "cookiebridge: error: config file '/no/such.toml' does not exist: check the --config path"),
+    ],
+)
+def test_bad_configuration_is_one_line_and_status_2(args: list[str], line: str) -> None:
+    result = cookiebridge(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == line
+    assert "Traceback" not in result.stderr
+
+
+def test_module_and_console_script_agree() -> None:
+    assert "cookiebridge, version" in cookiebridge("--version").stdout
+
+
+def test_serve_with_no_configuration_runs_the_embedded_default_and_says_so(tmp_path: Path) -> None:
+    with BridgeProcess([], tmp_path / "serve.log", env={"PATH": "/usr/bin:/bin"}) as bridge:
+        with urllib.request.urlopen(bridge.url + "/iframe.html") as response:
+            page = response.read().decode()
+    assert "https://127.0.0.2:8443" in page
+    notices = [line for line in bridge.log().splitlines() if "embedded local-trial default" in line]
+    assert len(notices) == 1
+
+
+def test_serve_runs_several_workers_from_one_validated_configuration(tmp_path: Path) -> None:
+    args = ["--workers", "2", "--trusted-origin", "https://shop.example"]
+    with BridgeProcess(args, tmp_path / "serve.log", env={"COOKIEBRIDGE_SECRET_KEY": SECRET}) as bridge:
+        bodies = {urllib.request.urlopen(bridge.url + "/iframe.html").read() for _ in range(6)}
+    assert len(bodies) == 1 and b"https://shop.example" in bodies.pop()
+    assert bridge.log().count("Started server process") == 2
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_forwarded_client_address_is_used_only_from_a_trusted_proxy(tmp_path: Path, trusted: bool) -> None:
+    args = ["--trusted-origin", "https://shop.example", "--proxy-headers",
+            "--forwarded-allow-ips", "127.0.0.1" if trusted else "192.0.2.1"]
+    with BridgeProcess(args, tmp_path / "serve.log", env={"COOKIEBRIDGE_SECRET_KEY": SECRET}) as bridge:
+        request = urllib.request.Request(bridge.url + "/healthz",
+                                         headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"})
+        urllib.request.urlopen(request).read()
+    assert ("203.0.113.9" in bridge.log()) is trusted

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+from typing import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -12,7 +15,10 @@ from starlette.routing import Route
 
 from . import __version__
 from .assets import IMMUTABLE_CACHE, STABLE_CACHE, Asset, build_assets
+from .api import Api
 from .config import SETTINGS_ENV, Settings, load_settings
+from .handoff import HandoffCodes
+from .stores import Store, StoreUnavailable, open_store
 
 logger = logging.getLogger("cookiebridge")
 
@@ -56,12 +62,38 @@ def asset_routes(assets: list[Asset]) -> list[Route]:
     return routes
 
 
-def create_app(settings: Settings) -> Starlette:
+PURGE_INTERVAL = 60.0
+
+
+async def purge_periodically(store: Store) -> None:
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL)
+        try:
+            await store.purge_expired()
+        except StoreUnavailable as error:
+            logger.warning("cookiebridge: could not purge expired entries: %s", error)
+
+
+def create_app(settings: Settings, store: Store | None = None) -> Starlette:
+    """The bridge app. `store` defaults to the configured one, opened lazily and closed at shutdown."""
     assets = build_assets(settings.trusted_origins, settings.cookie_names, settings.cookie_max_age)
-    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]), *asset_routes(assets)]
-    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    store = store or open_store(settings.store)
+    api = Api(settings, store, HandoffCodes([settings.secret_key], settings.handoff_ttl))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        purger = asyncio.create_task(purge_periodically(store))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            await store.aclose()
+
+    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]), *asset_routes(assets), *api.routes()]
+    app = Starlette(routes=routes, exception_handlers={404: not_found}, lifespan=lifespan)
     app.state.settings = settings
     app.state.assets = {asset.name: asset for asset in assets}
+    app.state.store = store
     return app
 
 

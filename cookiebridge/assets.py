@@ -77,15 +77,16 @@ def content_security_policy(trusted_origins: Iterable[str]) -> str:
 
 
 def render_iframe_page(
-    trusted_origins: Iterable[str], cookie_names: Iterable[str], cookie_max_age: int, script: Asset
+    trusted_origins: Iterable[str], cookie_names: Iterable[str], cookie_max_age: int, script: Asset, *, api: bool
 ) -> Asset:
+    """`api`: whether the bridge's JSON API (link handoff, identity) answers beside this page."""
     origins = list(trusted_origins)
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(resource_dir("templates")),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    config = {"origins": origins, "names": list(cookie_names), "maxAge": cookie_max_age}
+    config = {"origins": origins, "names": list(cookie_names), "maxAge": cookie_max_age, "api": api}
     html = environment.get_template(IFRAME_PAGE).render(config=config, script=script)
     headers = {
         "Content-Security-Policy": content_security_policy(origins),
@@ -95,8 +96,10 @@ def render_iframe_page(
     return Asset(IFRAME_PAGE, html.encode("utf-8"), HTML_TYPE, headers)
 
 
-def build_assets(trusted_origins: Iterable[str], cookie_names: Iterable[str], cookie_max_age: int) -> list[Asset]:
+def build_assets(
+    trusted_origins: Iterable[str], cookie_names: Iterable[str], cookie_max_age: int, *, api: bool = True
+) -> list[Asset]:
     """Every served file: the scripts, then the iframe page that references the iframe script by hash."""
     scripts = {name: build_script(name) for name in SCRIPTS}
-    page = render_iframe_page(trusted_origins, cookie_names, cookie_max_age, scripts["iframe"])
+    page = render_iframe_page(trusted_origins, cookie_names, cookie_max_age, scripts["iframe"], api=api)
     return [*scripts.values(), page]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .origins import OriginError, normalise_origin
+from .stores import open_store
 
 ENV_PREFIX = "COOKIEBRIDGE_"
 # Where `serve` hands the effective settings to its uvicorn worker processes.
@@ -51,6 +52,11 @@ class Settings:
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "info"
+    store: str = "sqlite:cookiebridge.db"
+    handoff_ttl: int = 60
+    identity_secret: Secret | None = None
+    identity_audience: str = "cookiebridge"
+    rate_limit: int = 600
     # How the settings came about, for the start-up log line; not configurable.
     embedded_default: bool = field(default=False, compare=False)
     generated_secret: bool = field(default=False, compare=False)
@@ -64,12 +70,15 @@ class Settings:
         data["trusted_origins"] = tuple(data["trusted_origins"])
         data["cookie_names"] = tuple(data["cookie_names"])
         data["secret_key"] = Secret(data["secret_key"])
+        if data["identity_secret"] is not None:
+            data["identity_secret"] = Secret(data["identity_secret"])
         return cls(**data)
 
     def effective(self) -> dict[str, Any]:
         """The settings as `check` prints them, secrets masked."""
         shown = dataclasses.asdict(self)
         shown["secret_key"] = "(generated for this process)" if self.generated_secret else "********"
+        shown["identity_secret"] = "********" if self.identity_secret else None
         del shown["embedded_default"], shown["generated_secret"]
         return shown
 
@@ -88,7 +97,13 @@ class Settings:
 
 _KEYS = {f.name for f in dataclasses.fields(Settings)} - {"embedded_default", "generated_secret"}
 _LIST_KEYS = {"trusted_origins", "cookie_names"}
-_INT_KEYS = {"port": (1, 65535), "workers": (1, 64), "cookie_max_age": (60, 400 * 24 * 3600)}
+_INT_KEYS = {
+    "port": (1, 65535),
+    "workers": (1, 64),
+    "cookie_max_age": (60, 400 * 24 * 3600),
+    "handoff_ttl": (5, 600),
+    "rate_limit": (1, 1_000_000),
+}
 _BOOL_KEYS = {"proxy_headers"}
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -216,8 +231,19 @@ def load_settings(
             f"secret_key is too short ({len(secret)} characters): use at least {MIN_SECRET_LENGTH}, e.g. the output "
             "of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
+    identity_secret = merged.pop("identity_secret", None) or None
+    if identity_secret is not None:
+        if len(identity_secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"identity_secret is too short ({len(identity_secret)} characters): use at least "
+                              f"{MIN_SECRET_LENGTH}; your sites' backends sign identity tokens with it")
+        merged["identity_secret"] = Secret(identity_secret)
     if "cookie_names" in merged:
         merged["cookie_names"] = _cookie_names(merged["cookie_names"])
+    if "store" in merged:
+        try:
+            open_store(merged["store"])  # parses only; nothing is opened yet
+        except ValueError as exc:
+            raise ConfigError(f"store: {exc}") from None
     level = merged.get("log_level", "info")
     if str(level).lower() not in _LOG_LEVELS:
         raise ConfigError(f"log_level = {level!r} must be one of {', '.join(_LOG_LEVELS)}")

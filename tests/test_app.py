@@ -50,7 +50,7 @@ def test_etag_answers_304_without_a_body(client: TestClient) -> None:
 
 def test_hostile_configured_values_cannot_leave_the_script_context() -> None:
     hostile = ['https://a.test</script><script>alert(1)</script>', "https://b.test'\"&<!--"]
-    page = render_iframe_page(hostile, ["x</script><script>alert(2)//"], 60, build_script("iframe"))
+    page = render_iframe_page(hostile, ["x</script><script>alert(2)//"], 60, build_script("iframe"), api=True)
     html = page.body.decode()
     assert "<script>alert" not in html and "<!--" not in html
     assert html.count("</script>") == 2

@@ -1,0 +1,165 @@
+"""The JSON API the cookie provider calls directly from each trusted site.
+
+Why CORS and not the iframe: on arrival at the destination site the provider redeems the handoff code with one
+request, without waiting for the hidden iframe to load, and the caller's origin comes from the browser's `Origin`
+header rather than from our own script. Requests are CORS "simple" (POST, text/plain JSON body), so no preflight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .config import Settings
+from .errors import BadRequest, BridgeError, Forbidden, Gone, PayloadTooLarge, TooManyRequests, Unavailable
+from .handoff import HandoffCodes
+from .identity import IdentityError, verify_identity
+from .stores import Store, StoreUnavailable
+
+MAX_BODY = 16 * 1024
+MAX_VALUE = 4096
+Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared and (not declared.isdigit() or int(declared) > MAX_BODY):
+        raise PayloadTooLarge(f"request body over {MAX_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise PayloadTooLarge(f"request body over {MAX_BODY} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("request body must be a JSON object", "bad-json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object", "bad-json")
+    return data
+
+
+class Api:
+    def __init__(self, settings: Settings, store: Store, codes: HandoffCodes) -> None:
+        self.settings = settings
+        self.store = store
+        self.codes = codes
+        self.trusted = frozenset(settings.trusted_origins)
+
+    # --- shared request handling -------------------------------------------------------------------------
+    def _cors(self, origin: str | None) -> dict[str, str]:
+        headers = {"Cache-Control": "no-store", "Vary": "Origin"}
+        if origin in self.trusted:
+            headers["Access-Control-Allow-Origin"] = origin
+        return headers
+
+    async def _limit(self, request: Request, bucket: str, limit: int) -> None:
+        client = request.client.host if request.client else "unknown"
+        if await self.store.hit(f"rl:{bucket}:{client}", 60) > limit:
+            raise TooManyRequests(f"more than {limit} {bucket} requests a minute from this address; retry later")
+
+    def endpoint(self, bucket: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            origin = request.headers.get("origin")
+            headers = self._cors(origin)
+            try:
+                if origin not in self.trusted:
+                    raise Forbidden(f"origin {origin!r} is not a trusted origin of this bridge", "untrusted-origin")
+                await self._limit(request, bucket, self.settings.rate_limit)
+                result = await handler(await read_json(request), origin)
+            except BridgeError as error:
+                return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
+            except StoreUnavailable:
+                error = Unavailable("the bridge's store is unavailable; try again shortly")
+                return JSONResponse(error.to_json(), status_code=503, headers={**headers, "Retry-After": "5"})
+            return JSONResponse(result, headers=headers)
+
+        return handle
+
+    async def preflight(self, request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if origin not in self.trusted:
+            return Response(status_code=403, headers=self._cors(origin))
+        headers = {**self._cors(origin), "Access-Control-Allow-Methods": "POST",
+                   "Access-Control-Allow-Headers": "content-type", "Access-Control-Max-Age": "600"}
+        return Response(status_code=204, headers=headers)
+
+    # --- checks on fields --------------------------------------------------------------------------------
+    def _name(self, data: dict[str, Any]) -> str:
+        name = data.get("name")
+        if name not in self.settings.cookie_names:
+            raise Forbidden(f"cookie name {name!r} is not in the bridge's cookie_names", "name-not-allowed")
+        return str(name)
+
+    @staticmethod
+    def _value(data: dict[str, Any]) -> str:
+        value = data.get("value")
+        if not isinstance(value, str) or not value:
+            raise BadRequest("'value' must be a non-empty string", "bad-value")
+        if len(value.encode("utf-8")) > MAX_VALUE:
+            raise PayloadTooLarge(f"'value' is over {MAX_VALUE} bytes", "too-large")
+        return value
+
+    def _subject(self, data: dict[str, Any]) -> str:
+        if not self.settings.identity_secret:
+            raise Forbidden("signed identity is not enabled on this bridge (set identity_secret)", "identity-disabled")
+        try:
+            return verify_identity(data.get("token"), [self.settings.identity_secret],
+                                   audience=self.settings.identity_audience)
+        except IdentityError as error:
+            raise Forbidden(str(error), error.code) from None
+
+    # --- handlers ----------------------------------------------------------------------------------------
+    async def issue_handoff(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
+        name, value = self._name(data), self._value(data)
+        destination = data.get("destination")
+        if destination not in self.trusted or destination == origin:
+            raise Forbidden(f"destination {destination!r} is not another trusted origin", "bad-destination")
+        code, ident = self.codes.issue(destination)
+        record = json.dumps({"name": name, "value": value, "from": origin}).encode("utf-8")
+        await self.store.put(f"handoff:{ident}", record, self.codes.ttl)
+        return {"code": code, "expiresIn": self.codes.ttl}
+
+    async def redeem_handoff(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
+        ident = self.codes.open(data.get("code"), origin)
+        record = await self.store.take(f"handoff:{ident}")
+        if record is None:
+            raise Gone("handoff code was already used or has expired", "used")
+        stored = json.loads(record)
+        return {"name": stored["name"], "value": stored["value"], "from": stored["from"]}
+
+    def _session_key(self, data: dict[str, Any]) -> str:
+        # Hashed: customer ids may be long or non-ASCII, and need not be readable in the store.
+        who = hashlib.sha256(f"{self._name(data)}\0{self._subject(data)}".encode("utf-8")).hexdigest()
+        return f"identity:{who}"
+
+    async def save_identity(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
+        key, value = self._session_key(data), self._value(data)
+        await self.store.put(key, value.encode("utf-8"), self.settings.cookie_max_age)
+        return {"saved": True}
+
+    async def load_identity(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
+        stored = await self.store.get(self._session_key(data))
+        return {"value": stored.decode("utf-8") if stored is not None else None}
+
+    async def delete_identity(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
+        return {"deleted": await self.store.delete(self._session_key(data))}
+
+    def routes(self) -> list[Route]:
+        table = [
+            ("/api/v1/handoff", "issue", self.issue_handoff),
+            ("/api/v1/handoff/redeem", "redeem", self.redeem_handoff),
+            ("/api/v1/identity/save", "identity", self.save_identity),
+            ("/api/v1/identity/load", "identity", self.load_identity),
+            ("/api/v1/identity/delete", "identity", self.delete_identity),
+        ]
+        routes = []
+        for path, bucket, handler in table:
+            routes.append(Route(path, self.endpoint(bucket, handler), methods=["POST"]))
+            routes.append(Route(path, self.preflight, methods=["OPTIONS"]))
+        return routes

@@ -1,0 +1,94 @@
+"""Signed identity for signed-in customers: a JWT (HS256) that the site's backend makes with its standard library.
+
+Format: base64url(header) "." base64url(claims) "." base64url(HMAC-SHA256(key, header "." claims)), with header
+exactly {"alg": "HS256", "typ": "JWT"} and claims {"sub": customer id, "aud": audience, "exp": unix time}
+(`iat`/`nbf` optional). Any other algorithm, `alg: none` included, is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import Any, Iterable
+
+MAX_TOKEN_LENGTH = 4096
+MAX_SUBJECT_LENGTH = 256
+
+
+class IdentityError(ValueError):
+    """A token that cannot be accepted; `code` is one of malformed, unsupported-algorithm, bad-signature,
+    expired, not-yet-valid, wrong-audience."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    if not text or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in text):
+        raise IdentityError("malformed", "identity token is not three base64url parts separated by dots")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _key(secret: str | bytes) -> bytes:
+    return secret.encode("utf-8") if isinstance(secret, str) else secret
+
+
+def sign_identity(subject: str, secret: str | bytes, *, audience: str = "cookiebridge", ttl: int = 3600,
+                  now: float | None = None) -> str:
+    """Make a token for `subject` (your customer id), valid for `ttl` seconds. For the site's backend."""
+    issued = int(time.time() if now is None else now)
+    header = _b64encode(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    claims = {"sub": subject, "aud": audience, "iat": issued, "exp": issued + ttl}
+    payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
+    signature = hmac.new(_key(secret), f"{header}.{payload}".encode("ascii"), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64encode(signature)}"
+
+
+def _json_part(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(_b64decode(text))
+    except (ValueError, UnicodeDecodeError):
+        raise IdentityError("malformed", "identity token part is not base64url-encoded JSON") from None
+    if not isinstance(value, dict):
+        raise IdentityError("malformed", "identity token part is not a JSON object")
+    return value
+
+
+def verify_identity(token: Any, secrets: Iterable[str | bytes], *, audience: str, leeway: int = 30,
+                    now: float | None = None) -> str:
+    """Return the verified subject, or raise IdentityError. `secrets`: the current key first, then old ones."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        raise IdentityError("malformed", "identity token is not three base64url parts separated by dots")
+    header_part, payload_part, signature_part = token.split(".")
+    header = _json_part(header_part)
+    if header.get("alg") != "HS256":
+        raise IdentityError("unsupported-algorithm", f"identity token algorithm {header.get('alg')!r}: only HS256")
+    signature = _b64decode(signature_part)
+    signed = f"{header_part}.{payload_part}".encode("ascii")
+    if not any(hmac.compare_digest(hmac.new(_key(s), signed, hashlib.sha256).digest(), signature) for s in secrets):
+        raise IdentityError("bad-signature", "identity token signature does not match the configured identity key")
+    claims = _json_part(payload_part)
+    current = time.time() if now is None else now
+    subject, expires = claims.get("sub"), claims.get("exp")
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+        raise IdentityError("malformed", f"identity token needs a 'sub' string of 1-{MAX_SUBJECT_LENGTH} characters")
+    if not isinstance(expires, (int, float)) or isinstance(expires, bool):
+        raise IdentityError("malformed", "identity token needs an 'exp' claim (unix time)")
+    if current > expires + leeway:
+        raise IdentityError("expired", "identity token has expired: have the site's backend issue a fresh one")
+    not_before = claims.get("nbf")
+    if isinstance(not_before, (int, float)) and current + leeway < not_before:
+        raise IdentityError("not-yet-valid", "identity token is not valid yet (nbf): check the backend's clock")
+    audiences = claims.get("aud")
+    audiences = [audiences] if isinstance(audiences, str) else audiences
+    if not isinstance(audiences, list) or audience not in audiences:
+        raise IdentityError("wrong-audience", f"identity token audience must include {audience!r}")
+    return subject

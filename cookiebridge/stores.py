@@ -1,0 +1,380 @@
+"""Key-value storage with expiry and atomic single-use take: SQLite (one host) or Redis (several instances)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator, Protocol, TypeVar, runtime_checkable
+
+import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
+from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+T = TypeVar("T")
+
+MAX_KEY_LENGTH = 200
+ACCEPTED_URLS = "use sqlite:///path/to/file.db, sqlite:relative.db, redis://host:port/0 (or rediss://) or memory:"
+
+
+class StoreError(Exception):
+    """A store operation failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend is down, read-only or full; worth retrying later (the API answers 503)."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    async def put(self, key: str, value: bytes, ttl: float) -> None: ...
+    async def add(self, key: str, value: bytes, ttl: float) -> bool: ...
+    async def get(self, key: str) -> bytes | None: ...
+    async def take(self, key: str) -> bytes | None: ...
+    async def delete(self, key: str) -> bool: ...
+    async def hit(self, key: str, window: float) -> int: ...
+    async def purge_expired(self) -> int: ...
+    async def ping(self) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    """The store for a URL; nothing is connected or created until first use."""
+    if url.startswith(("redis://", "rediss://")):
+        try:
+            parse_url(url)
+        except ValueError as error:
+            raise ValueError(f"bad Redis store URL {url!r} ({error}): {ACCEPTED_URLS}") from None
+        return RedisStore(url)
+    if url == "memory:":
+        return SQLiteStore(":memory:")
+    path = _sqlite_path(url)
+    if path is None:
+        raise ValueError(f"unsupported store URL {url!r}: {ACCEPTED_URLS}")
+    return SQLiteStore(path if path == ":memory:" else os.path.abspath(os.path.expanduser(path)))
+
+
+def _sqlite_path(url: str) -> str | None:
+    if url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:")
+        path = path[2:] if path.startswith("//") else path  # sqlite:///abs/file.db -> /abs/file.db
+        path = "/" + path.lstrip("/") if path.startswith("/") else path  # sqlite:////abs/file.db too
+        return path if path.strip("/") else None
+    if url.endswith((".db", ".sqlite3")) and "://" not in url:
+        return url
+    return None
+
+
+def _check(key: str, ttl: float = 1.0) -> None:
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii():
+        raise ValueError(f"store keys are ASCII strings of 1 to {MAX_KEY_LENGTH} characters, not {key!r:.60}")
+    if not (ttl > 0 and math.isfinite(ttl)):
+        raise ValueError(f"ttl/window must be positive seconds, not {ttl!r}")
+
+
+def _check_value(value: bytes) -> None:
+    if not isinstance(value, bytes):
+        raise TypeError(f"store values are bytes, not {type(value).__name__}")
+
+
+# --- SQLite ---------------------------------------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
+"""
+
+# Counters are kept as ASCII digits, as Redis does, so get() on a counter key answers the same on both backends.
+_HIT = """
+INSERT INTO kv (key, value, expires) VALUES (:key, CAST(1 AS BLOB), :expires)
+ON CONFLICT (key) DO UPDATE SET
+    value = CASE WHEN expires > :now THEN CAST(CAST(value AS INTEGER) + 1 AS BLOB) ELSE CAST(1 AS BLOB) END,
+    expires = CASE WHEN expires > :now THEN expires ELSE :expires END
+"""
+
+_ADD = """
+INSERT INTO kv (key, value, expires) VALUES (?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires WHERE kv.expires <= ?
+"""
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction that takes the write lock up front, so no other connection slips in between."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    conn.execute("COMMIT")
+
+
+class SQLiteStore:
+    """SQLite in WAL mode; all work runs on one worker thread that owns the connection.
+
+    Expiry times are wall-clock seconds, so several processes sharing the file agree on them.
+    """
+
+    def __init__(self, path: str, *, busy_timeout: float = 5.0, purge_every: int = 1000) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._purge_every = purge_every
+        self._returning = sqlite3.sqlite_version_info >= (3, 35, 0)  # DELETE ... RETURNING
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._local = threading.local()  # .conn: the worker thread's own connection
+        self._writes = 0
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # The worker thread is independent of any event loop, so one store may serve several loops.
+    def _worker(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="cookiebridge-sqlite")
+            return self._executor
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker(), self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                conn = self._local.conn = self._connect()
+            return fn(conn)
+        except sqlite3.Error as error:
+            # Reopen on next use: a connection opened while the file was read-only stays read-only.
+            if getattr(error, "sqlite_errorname", "") not in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+                self._disconnect()
+            kind = StoreUnavailable if isinstance(error, sqlite3.OperationalError) else StoreError
+            raise kind(f"SQLite store {self.path}: {error}") from error
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _disconnect(self) -> None:
+        conn, self._local.conn = getattr(self._local, "conn", None), None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _wrote(self, conn: sqlite3.Connection) -> None:
+        self._writes += 1
+        if self._writes % self._purge_every == 0:
+            self._purge(conn)
+
+    @staticmethod
+    def _purge(conn: sqlite3.Connection) -> int:
+        return conn.execute("DELETE FROM kv WHERE expires <= ?", (time.time(),)).rowcount
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        _check(key, ttl)
+        _check_value(value)
+
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)", (key, value, time.time() + ttl))
+            self._wrote(conn)
+
+        await self._run(put)
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bool:
+        _check(key, ttl)
+        _check_value(value)
+
+        def add(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            written = conn.execute(_ADD, (key, value, now + ttl, now)).rowcount > 0
+            self._wrote(conn)
+            return written
+
+        return await self._run(add)
+
+    async def get(self, key: str) -> bytes | None:
+        _check(key)
+
+        def get(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, time.time())).fetchone()
+            return row[0] if row else None
+
+        return await self._run(get)
+
+    async def take(self, key: str) -> bytes | None:
+        _check(key)
+
+        def take(conn: sqlite3.Connection) -> bytes | None:
+            now = time.time()
+            if self._returning:
+                # fetchall() steps the statement to its end, which ends the implicit transaction.
+                rows = conn.execute("DELETE FROM kv WHERE key = ? AND expires > ? RETURNING value", (key, now)).fetchall()
+            else:
+                with _immediate(conn):
+                    rows = conn.execute("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, now)).fetchall()
+                    if rows:
+                        conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+            return rows[0][0] if rows else None
+
+        return await self._run(take)
+
+    async def delete(self, key: str) -> bool:
+        _check(key)
+        return await self._run(
+            lambda conn: conn.execute("DELETE FROM kv WHERE key = ? AND expires > ?", (key, time.time())).rowcount > 0
+        )
+
+    async def hit(self, key: str, window: float) -> int:
+        _check(key, window)
+
+        def hit(conn: sqlite3.Connection) -> int:
+            now = time.time()
+            params = {"key": key, "now": now, "expires": now + window}
+            if self._returning:
+                count = conn.execute(_HIT + " RETURNING CAST(value AS INTEGER)", params).fetchall()[0][0]
+            else:
+                with _immediate(conn):
+                    conn.execute(_HIT, params)
+                    count = conn.execute("SELECT CAST(value AS INTEGER) FROM kv WHERE key = ?", (key,)).fetchone()[0]
+            self._wrote(conn)
+            return count
+
+        return await self._run(hit)
+
+    async def purge_expired(self) -> int:
+        return await self._run(self._purge)
+
+    async def ping(self) -> None:
+        # Deleting a key that cannot exist needs the write lock but writes nothing: a read-only or locked file fails.
+        await self._run(lambda conn: conn.execute("DELETE FROM kv WHERE key = ''"))
+
+    async def aclose(self) -> None:
+        """Close the connection and stop the worker; a later call opens them again."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+            executor.shutdown(wait=False)
+
+
+# --- Redis ----------------------------------------------------------------------------------------------------
+
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,
+    redis_errors.OutOfMemoryError,
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    OSError,
+)
+
+
+class RedisStore:
+    """Redis with native expiry; short socket timeouts so a dead server fails requests fast."""
+
+    def __init__(self, url: str, *, timeout: float = 1.0) -> None:
+        self.url = url
+        self._timeout = timeout
+        self._client: aioredis.Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url.split('@')[-1]!r})"  # no credentials
+
+    def _redis(self) -> aioredis.Redis:
+        # redis.asyncio connections belong to the loop that opened them; a store used from another loop
+        # (e.g. Starlette's TestClient without `with`) gets its own client instead of "attached to a different loop".
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = aioredis.from_url(
+                self.url,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                # One immediate retry on a connection error, for pooled connections that died with a Redis restart;
+                # none on timeouts, so a hung server costs one timeout.
+                retry=Retry(NoBackoff(), 1, (redis_errors.ConnectionError,)),
+            )
+            self._loop = loop
+        return self._client
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"Redis store {self!r}: {type(error).__name__}: {error}") from error
+        except redis_errors.RedisError as error:
+            kind = StoreUnavailable if str(error).startswith(("MISCONF", "LOADING", "MASTERDOWN")) else StoreError
+            raise kind(f"Redis store {self!r}: {error}") from error
+
+    @staticmethod
+    def _ms(seconds: float) -> int:
+        return max(1, math.ceil(seconds * 1000))
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        _check(key, ttl)
+        _check_value(value)
+        with self._errors():
+            await self._redis().set(key, value, px=self._ms(ttl))
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bool:
+        _check(key, ttl)
+        _check_value(value)
+        with self._errors():
+            return bool(await self._redis().set(key, value, px=self._ms(ttl), nx=True))
+
+    async def get(self, key: str) -> bytes | None:
+        _check(key)
+        with self._errors():
+            return await self._redis().get(key)
+
+    async def take(self, key: str) -> bytes | None:
+        _check(key)
+        with self._errors():
+            return await self._redis().getdel(key)
+
+    async def delete(self, key: str) -> bool:
+        _check(key)
+        with self._errors():
+            return await self._redis().delete(key) > 0
+
+    async def hit(self, key: str, window: float) -> int:
+        _check(key, window)
+        with self._errors():
+            # SET NX PX creates the counter with its expiry on the first hit only; INCR keeps the TTL. MULTI makes it atomic.
+            async with self._redis().pipeline(transaction=True) as pipe:
+                pipe.set(key, 0, px=self._ms(window), nx=True)
+                pipe.incr(key)
+                _, count = await pipe.execute()
+        return int(count)
+
+    async def purge_expired(self) -> int:
+        return 0  # Redis expires keys itself
+
+    async def ping(self) -> None:
+        with self._errors():
+            await self._redis().ping()
+
+    async def aclose(self) -> None:
+        """Close the connections; a later call opens new ones."""
+        client, loop, self._client, self._loop = self._client, self._loop, None, None
+        if client is not None and loop is asyncio.get_running_loop():
+            with contextlib.suppress(redis_errors.RedisError, OSError):
+                await client.aclose()

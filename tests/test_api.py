@@ -1,0 +1,177 @@
+"""The JSON API: link handoff codes and signed-identity sessions, over a real SQLite store."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from cookiebridge.app import create_app
+from cookiebridge.config import load_settings
+from cookiebridge.identity import sign_identity
+
+A, B, C = "https://domain-a.example", "https://domain-b.example", "https://domain-c.example"
+EVIL = "https://domain-a.example.evil.test"
+NAME = "customer-defined-session-cookie"
+IDENTITY_KEY = "identity-key-0123456789abcdef"
+VALUE = 'j%3A%7B%22sessionId%22%3A%22s-1%22%2C%22note%22%3A%22%C3%BC%3B%3D%22%7D'
+
+
+def make_client(tmp_path: Path, **flags: object) -> TestClient:
+    settings = load_settings(environ={}, flags={
+        "trusted_origins": [A, B, C], "secret_key": "k" * 32, "identity_secret": IDENTITY_KEY,
+        "store": f"sqlite:///{tmp_path / 'bridge.db'}", **flags})
+    return TestClient(create_app(settings))
+
+
+@pytest.fixture
+def api(tmp_path: Path):
+    with make_client(tmp_path) as client:
+        yield client
+
+
+def post(client: TestClient, path: str, origin: str | None, body: object) -> tuple[int, dict, dict]:
+    headers = {"Content-Type": "text/plain;charset=UTF-8"}
+    if origin:
+        headers["Origin"] = origin
+    response = client.post("/api/v1/" + path, headers=headers, content=body if isinstance(body, (bytes, str)) else None,
+                           json=None if isinstance(body, (bytes, str)) else body)
+    return response.status_code, response.json(), dict(response.headers)
+
+
+def issue(client: TestClient, origin: str = A, destination: str = B, value: str = VALUE) -> str:
+    status, body, _ = post(client, "handoff", origin, {"name": NAME, "value": value, "destination": destination})
+    assert status == 200, body
+    return body["code"]
+
+
+def test_a_code_carries_the_session_to_its_destination_once(api: TestClient) -> None:
+    code = issue(api)
+    status, body, headers = post(api, "handoff/redeem", B, {"code": code})
+    assert status == 200 and body == {"name": NAME, "value": VALUE, "from": A}
+    assert headers["access-control-allow-origin"] == B and headers["cache-control"] == "no-store"
+    status, body, _ = post(api, "handoff/redeem", B, {"code": code})
+    assert (status, body["error"]) == (410, "used")
+
+
+def test_code_has_128_random_bits_and_no_session_data(api: TestClient) -> None:
+    codes = {issue(api) for _ in range(20)}
+    assert len(codes) == 20
+    assert all("s-1" not in code and "sessionId" not in code for code in codes)
+
+
+@pytest.mark.parametrize(
+    ("origin", "mutate", "status", "error"),
+    [
+        (C, lambda code: code, 403, "wrong-destination"),
+        (B, lambda code: code[:-4], 403, "forged"),
+        (B, lambda code: code[:10], 403, "forged"),
+        # A character inside the signature: the last one of a base64 string may only carry padding bits.
+        (B, lambda code: code[:-6] + ("A" if code[-6] != "A" else "B") + code[-5:], 403, "forged"),
+        (B, lambda code: 12345, 400, "bad-code"),
+        (B, lambda code: "x" * 600, 400, "bad-code"),
+        (EVIL, lambda code: code, 403, "untrusted-origin"),
+        (None, lambda code: code, 403, "untrusted-origin"),
+    ],
+)
+def test_bad_redemptions_are_refused_and_leave_the_code_usable(api: TestClient, origin, mutate, status, error) -> None:
+    code = issue(api)
+    got_status, body, headers = post(api, "handoff/redeem", origin, {"code": mutate(code)})
+    assert (got_status, body["error"]) == (status, error)
+    assert "value" not in body and "access-control-allow-origin" not in headers or origin in (B, C)
+    assert post(api, "handoff/redeem", B, {"code": code})[1]["value"] == VALUE
+
+
+def test_expired_codes_are_gone(tmp_path: Path) -> None:
+    with make_client(tmp_path, handoff_ttl="5") as client:
+        code = issue(client)
+        time.sleep(6.1)
+        status, body, _ = post(client, "handoff/redeem", B, {"code": code})
+    assert (status, body["error"]) == (410, "expired")
+
+
+def test_many_concurrent_redeems_of_one_code_succeed_exactly_once(tmp_path: Path) -> None:
+    with make_client(tmp_path) as client:
+        code = issue(client)
+        barrier = threading.Barrier(20)
+
+        def redeem(_: int) -> int:
+            barrier.wait()
+            return post(client, "handoff/redeem", B, {"code": code})[0]
+
+        with ThreadPoolExecutor(20) as pool:
+            statuses = list(pool.map(redeem, range(20)))
+    assert statuses.count(200) == 1 and statuses.count(410) == 19
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"name": "other-cookie", "value": VALUE, "destination": B}, 403, "name-not-allowed"),
+        ({"name": NAME, "value": "", "destination": B}, 400, "bad-value"),
+        ({"name": NAME, "value": {"__proto__": 1}, "destination": B}, 400, "bad-value"),
+        ({"name": NAME, "value": "x" * 4097, "destination": B}, 413, "too-large"),
+        ({"name": NAME, "value": VALUE, "destination": A}, 403, "bad-destination"),
+        ({"name": NAME, "value": VALUE, "destination": EVIL}, 403, "bad-destination"),
+        ("not json", 400, "bad-json"),
+        ("[1, 2]", 400, "bad-json"),
+        ("x" * 20000, 413, "too-large"),
+    ],
+)
+def test_bad_issue_requests_get_a_clear_json_error(api: TestClient, body: object, status: int, error: str) -> None:
+    got_status, got, _ = post(api, "handoff", A, body)
+    assert (got_status, got["error"]) == (status, error)
+    assert got["message"]
+
+
+def test_preflight_is_answered_only_for_trusted_origins(api: TestClient) -> None:
+    ok = api.options("/api/v1/handoff", headers={"Origin": A, "Access-Control-Request-Method": "POST"})
+    assert ok.status_code == 204 and ok.headers["access-control-allow-origin"] == A
+    refused = api.options("/api/v1/handoff", headers={"Origin": EVIL, "Access-Control-Request-Method": "POST"})
+    assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+
+
+def test_rate_limit_answers_429(tmp_path: Path) -> None:
+    with make_client(tmp_path, rate_limit="5") as client:
+        statuses = [post(client, "handoff/redeem", B, {"code": "forged"})[0] for _ in range(8)]
+    assert statuses[:5] == [403] * 5 and statuses[5:] == [429] * 3
+
+
+def token(subject: str = "customer-42", **kwargs: object) -> str:
+    return sign_identity(subject, kwargs.pop("key", IDENTITY_KEY), **kwargs)
+
+
+@pytest.mark.parametrize("subject", ["customer-42", "kunde-ü-" + "x" * 240])
+def test_identity_keeps_the_session_on_every_trusted_site_until_removed(api: TestClient, subject: str) -> None:
+    assert post(api, "identity/save", A, {"token": token(subject), "name": NAME, "value": VALUE})[:2] == (200, {"saved": True})
+    for origin in (A, B, C):
+        assert post(api, "identity/load", origin, {"token": token(subject), "name": NAME})[1] == {"value": VALUE}
+    assert post(api, "identity/load", B, {"token": token("someone-else"), "name": NAME})[1] == {"value": None}
+    assert post(api, "identity/delete", C, {"token": token(subject), "name": NAME})[1] == {"deleted": True}
+    assert post(api, "identity/load", A, {"token": token(subject), "name": NAME})[1] == {"value": None}
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (token(key="wrong-key-0123456789abcdef"), "bad-signature"),
+        (token(ttl=-120), "expired"),
+        (token(audience="another-bridge"), "wrong-audience"),
+        ("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "unsupported-algorithm"),
+    ],
+)
+def test_bad_identity_tokens_are_refused(api: TestClient, bad: str, error: str) -> None:
+    status, body, _ = post(api, "identity/load", B, {"token": bad, "name": NAME})
+    assert (status, body["error"]) == (403, error)
+
+
+def test_identity_is_refused_when_not_configured(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, flags={"trusted_origins": [A, B], "secret_key": "k" * 32,
+                                                "store": f"sqlite:///{tmp_path / 'b.db'}"})
+    with TestClient(create_app(settings)) as client:
+        status, body, _ = post(client, "identity/load", A, {"token": token(), "name": NAME})
+    assert (status, body["error"]) == (403, "identity-disabled")

@@ -56,7 +56,7 @@
 
   var operations = {
     hello: function () {
-      return { version: VERSION, maxAge: config.maxAge };
+      return { version: VERSION, maxAge: config.maxAge, origins: origins, api: config.api };
     },
     get: function (request) {
       return readCookie(request.name);

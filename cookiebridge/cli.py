@@ -104,3 +104,15 @@ def check(config_file: str | None, **flags: Any) -> None:
         click.echo(f"{key} = {json.dumps(value)}")
     for line in describe_start(settings):
         click.echo(line, err=True)
+
+
+@main.command()
+@click.option("--port", default=8443, show_default=True, help="Port of the bridge and of both demo sites.")
+@click.option("--bridge-host", default="127.0.0.1", show_default=True, help="Loopback address of the bridge.")
+@click.option("--site-host", "site_hosts", multiple=True, default=("127.0.0.2", "127.0.0.3"), show_default=True,
+              help="Loopback address of a demo site (repeat; each is another site).")
+def demo(port: int, bridge_host: str, site_hosts: tuple[str, ...]) -> None:
+    """Start the bridge and two demo sites (domain-a, domain-b) on loopback and print their URLs."""
+    from .demo import run_demo  # the demo's extra imports are not needed by serve and check
+
+    run_demo(bridge_host=bridge_host, site_hosts=site_hosts, port=port)

@@ -30,6 +30,12 @@ _SETTING_OPTIONS = [
                  help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (behind a TLS-terminating proxy)."),
     click.option("--forwarded-allow-ips", help="Proxy addresses whose forwarded headers are trusted [127.0.0.1]."),
     click.option("--log-level", help="critical, error, warning, info, debug or trace [info]."),
+    click.option("--store", help="sqlite:///path/file.db (default sqlite:cookiebridge.db) or redis://host:6379/0."),
+    click.option("--handoff-ttl", help="Seconds a link handoff code stays valid [60]."),
+    click.option("--identity-secret", help="Key your sites' backends sign identity tokens with "
+                 "(prefer COOKIEBRIDGE_IDENTITY_SECRET)."),
+    click.option("--identity-audience", help="Audience identity tokens must name [cookiebridge]."),
+    click.option("--rate-limit", help="API requests a minute per client address [600]."),
 ]
 
 

@@ -310,10 +310,11 @@ def _request_host(request: Request) -> str:
 
 def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str = DEFAULT_COOKIE_NAME,
                     emulator: ChatEmulator | None = None, identity_secret: str | None = None,
-                    identity_audience: str = "cookiebridge") -> Starlette:
+                    identity_audience: str = "cookiebridge", provider_url: str | None = None) -> Starlette:
     """The demo customer sites. Serve the same app on every origin in `sites` (e.g. https://127.0.0.2:8443 and
     https://127.0.0.3:8443); `bridge_url` is the bridge origin serving iframe.html and cookie-provider.min.js.
-    With `identity_secret` (the bridge's), /identity.html?customer=ID plays a site whose backend signs the id."""
+    With `identity_secret` (the bridge's), /identity.html?customer=ID plays a site whose backend signs the id.
+    `provider_url`: where the pages load cookie-provider.min.js from, if not the bridge (a self-hosted copy)."""
     bridge = urlsplit(bridge_url)
     if bridge.scheme not in ("http", "https") or not bridge.netloc:
         raise ValueError(f"bridge_url {bridge_url!r} must be an http(s) URL such as 'https://127.0.0.1:8000'")
@@ -345,7 +346,7 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
                 accent=SITE_HUES[position % len(SITE_HUES)] if position is not None else 0,
                 bridge_url=base,
                 iframe_url=base + "/iframe.html",
-                provider_url=base + "/cookie-provider.min.js",
+                provider_url=provider_url or base + "/cookie-provider.min.js",
                 cookie_name=cookie_name,
                 identity_token=token,
                 others=[{"name": site.host, "href": site.origin + "/", "target": site.origin + path}

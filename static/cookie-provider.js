@@ -153,6 +153,7 @@
   // A handoff code arrives in the fragment (#cb-handoff=CODE). It leaves the address bar before any other script
   // can read or bookmark it; the first provider on the page redeems it.
   var HANDOFF = 'cb-handoff=';
+  var MECHANISMS = ['handoff', 'identity', 'iframe'];
   var arrival = (function () {
     var hash = location.hash, at = hash.indexOf(HANDOFF);
     if (at < 0) return null;
@@ -275,6 +276,7 @@
     this.handoff = opts.handoff !== false;
     this.trusted = opts.origins;
     this.codes = {};
+    this.restoredFrom = null;
     try {
       var url = new URL(iframeUrl, location.href);
       this.api = new URL('api/v1/', url).href;
@@ -342,7 +344,9 @@
       return mechanisms[index](self).then(function (value) {
         if (typeof value !== 'string' || !value) return next(index + 1);
         var maxAge = self.maxAge || (self.channel && self.channel.info.maxAge) || DEFAULT_MAX_AGE;
-        return writeRaw(self.name, value, maxAge) ? value : self.fail('loadCookie', 'not-written', null);
+        if (!writeRaw(self.name, value, maxAge)) return self.fail('loadCookie', 'not-written', null);
+        self.restoredFrom = MECHANISMS[index]; // for diagnostics: which mechanism carried the session
+        return value;
       });
     }
     return next(0);

@@ -1,0 +1,156 @@
+"""The end-to-end topology, started once per run, and the browser session for each (engine, policy).
+
+bridge        https://127.0.0.1:P1   the real `cookiebridge serve` process (SQLite store)
+domain-a/b    https://127.0.0.2:P2, https://127.0.0.3:P2   the demo sites (the guide's pages)
+hostile       https://127.0.0.4:P2 (other host), https://127.0.0.2:P3 (same host, other port),
+              http://127.0.0.2:P4 (plain http)
+stripped      https://127.0.0.1:P5   the bridge behind a proxy that drops its CSP header
+down          https://127.0.0.2:P6   a demo site whose bridge does not answer
+redis pair    two `cookiebridge serve` processes on one Redis, with sites https://127.0.0.2:P7 / 127.0.0.3:P7
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from cookiebridge.demo_sites import ChatEmulator, create_demo_app
+from cookiebridge.devcerts import Certs, make_certificates
+from e2e import drivers, matrix
+from e2e.servers import ServerThread, csp_stripping_proxy, hostile_app, https_server
+from tests.processes import BridgeProcess, free_port
+from tests.redis_server import RedisServer
+
+SECRET = "e2e-secret-key-0123456789abcdef"
+IDENTITY_SECRET = "e2e-identity-key-0123456789abcdef"
+COOKIE = "customer-defined-session-cookie"
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Topology:
+    bridge: str
+    site_a: str
+    site_b: str
+    hostile: dict[str, str]
+    stripped_bridge: str
+    down_site: str
+    redis_a: str
+    redis_b: str
+    logs: Path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "scenario(name): the compatibility-matrix row a browser test fills")
+    matrix.start(RESULTS)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    matrix.write(RESULTS)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    report = yield
+    matrix.record(item, report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+def bridge_args(certs: Certs, origins: list[str], store: str, *extra: str) -> list[str]:
+    args = ["--ssl-certfile", str(certs.cert_chain), "--ssl-keyfile", str(certs.key), "--store", store]
+    for origin in origins:
+        args += ["--trusted-origin", origin]
+    return [*args, *extra]
+
+
+@pytest.fixture(scope="session")
+def topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    work = tmp_path_factory.mktemp("topology")
+    site_port, other_port, http_port, proxy_port, down_port, redis_site_port = (free_port() for _ in range(6))
+    site_a, site_b = f"https://127.0.0.2:{site_port}", f"https://127.0.0.3:{site_port}"
+    env = {"COOKIEBRIDGE_SECRET_KEY": SECRET, "COOKIEBRIDGE_IDENTITY_SECRET": IDENTITY_SECRET}
+    bridge = BridgeProcess(bridge_args(certs, [site_a, site_b], f"sqlite:///{work / 'bridge.db'}"),
+                           work / "bridge.log", env=env, tls=True)
+    redis = RedisServer()
+    redis_sites = [f"https://127.0.0.2:{redis_site_port}", f"https://127.0.0.3:{redis_site_port}"]
+    redis_bridges = [
+        BridgeProcess(bridge_args(certs, redis_sites, redis.url, "--handoff-ttl", "5"), work / f"redis-bridge-{n}.log",
+                      env=env, tls=True)
+        for n in (1, 2)
+    ]
+    with bridge, redis, redis_bridges[0], redis_bridges[1]:
+        chat = ChatEmulator()
+        demo = create_demo_app(bridge_url=bridge.url, sites=[site_a, site_b], emulator=chat,
+                               identity_secret=IDENTITY_SECRET)
+        # The site hosts the provider script itself (here: a copy from the live bridge); its iframe origin is dead.
+        down = create_demo_app(bridge_url=f"https://127.0.0.1:{free_port()}", sites=[f"https://127.0.0.2:{down_port}"],
+                               provider_url=bridge.url + "/cookie-provider.min.js")
+        redis_a = create_demo_app(bridge_url=redis_bridges[0].url, sites=redis_sites, emulator=chat)
+        redis_b = create_demo_app(bridge_url=redis_bridges[1].url, sites=redis_sites, emulator=chat)
+        hostile = hostile_app(COOKIE)
+        servers = ServerThread([
+            https_server(demo, "127.0.0.2", site_port, certs),
+            https_server(demo, "127.0.0.3", site_port, certs),
+            https_server(hostile, "127.0.0.4", site_port, certs),
+            https_server(hostile, "127.0.0.2", other_port, certs),
+            https_server(hostile, "127.0.0.2", http_port, None),
+            https_server(csp_stripping_proxy(bridge.url), "127.0.0.1", proxy_port, certs),
+            https_server(down, "127.0.0.2", down_port, certs),
+            https_server(redis_a, "127.0.0.2", redis_site_port, certs),
+            https_server(redis_b, "127.0.0.3", redis_site_port, certs),
+        ]).start()
+        try:
+            yield Topology(
+                bridge=bridge.url, site_a=site_a, site_b=site_b,
+                hostile={"other host": f"https://127.0.0.4:{site_port}", "same host, other port":
+                         f"https://127.0.0.2:{other_port}", "plain http": f"http://127.0.0.2:{http_port}"},
+                stripped_bridge=f"https://127.0.0.1:{proxy_port}", down_site=f"https://127.0.0.2:{down_port}",
+                redis_a=redis_sites[0], redis_b=redis_sites[1], logs=work,
+            )
+        finally:
+            servers.stop()
+    shutil.copy(work / "bridge.log", RESULTS / "bridge.log") if RESULTS.is_dir() else None
+
+
+@pytest.fixture(params=drivers.matrix(), ids=lambda combo: f"{combo[0]}-{combo[1]}")
+def combo(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param
+
+
+@pytest.fixture
+def browser(combo: tuple[str, str], tmp_path: Path) -> Iterator[drivers.Session]:
+    engine, policy = combo
+    try:
+        session = drivers.open_session(engine, policy, workdir=tmp_path)
+    except drivers.BrowserUnavailable as missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{missing} (CI runs every engine)")
+        pytest.skip(str(missing))
+    with session:
+        yield session
+
+
+@pytest.fixture
+def new_browser(combo: tuple[str, str], tmp_path: Path) -> Iterator[object]:
+    """Opens more fresh sessions of the same engine and policy (a second customer, another device)."""
+    opened: list[drivers.Session] = []
+
+    def open_another() -> drivers.Session:
+        session = drivers.open_session(*combo, workdir=tmp_path / f"extra-{len(opened)}")
+        opened.append(session)
+        return session
+
+    yield open_another
+    for session in opened:
+        session.close()

@@ -1,0 +1,53 @@
+"""`cookiebridge demo`, as a newcomer runs it: start a chat on domain-a, follow the link, see it go on at domain-b."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from e2e.conftest import RESULTS
+from e2e.drivers import Session
+from e2e.matrix import observe
+from tests.processes import free_port, wait_until_healthy
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("demo") / "demo.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "cookiebridge", "demo", "--port", str(port)],
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until_healthy(f"https://127.0.0.1:{port}", process)
+        assert "domain-b: https://127.0.0.3:" in log.read_text()
+        yield f"{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+
+
+@pytest.mark.scenario("cookiebridge demo: chat started on domain-a continues on domain-b")
+def test_demo_chat_continues_on_domain_b(request, browser: Session, demo: str) -> None:
+    browser.goto(f"https://127.0.0.2:{demo}/")
+    browser.wait_for("window.__widgetDouble && window.__widgetDouble.state === 'open'")
+    browser.click("#chat-start")
+    browser.wait_for("window.__widgetDouble.state === 'started'")
+    browser.evaluate("document.getElementById('chat-input').value = args[0]; return true;", "Where is my order #1234?")
+    browser.click("#chat-send")
+    browser.wait_for("document.querySelectorAll('#chat-messages li.agent').length >= 2")
+    browser.click("#to-other-site")
+    browser.wait_for(f"location.host === '127.0.0.3:{demo}' && window.__widgetDouble && "
+                     "window.__widgetDouble.state === 'restored'")
+    texts = browser.wait_for("document.querySelectorAll('#chat-messages li').length >= 3 && "
+                             "Array.from(document.querySelectorAll('#chat-messages li'), li => li.textContent)")
+    assert any("Where is my order #1234?" in text for text in texts)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    browser.screenshot(RESULTS / f"demo-domain-b-{browser.engine}-{browser.policy}.png")
+    observe(request.node, "continued; screenshot in e2e/results")

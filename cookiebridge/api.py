@@ -75,8 +75,8 @@ class Api:
             except BridgeError as error:
                 return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
             except StoreUnavailable:
-                error = Unavailable("the bridge's store is unavailable; try again shortly")
-                return JSONResponse(error.to_json(), status_code=503, headers={**headers, "Retry-After": "5"})
+                unavailable = Unavailable("the bridge's store is unavailable; try again shortly")
+                return JSONResponse(unavailable.to_json(), status_code=503, headers={**headers, "Retry-After": "5"})
             return JSONResponse(result, headers=headers)
 
         return handle

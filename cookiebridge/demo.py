@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import click
 import uvicorn
+from starlette.types import ASGIApp
 
 from .app import create_app
 from .config import load_settings
 from .demo_sites import create_demo_app
-from .devcerts import make_certificates
+from .devcerts import Certs, make_certificates
 from .stores import open_store
 
 
@@ -25,10 +26,18 @@ def demo_servers(*, bridge_host: str, site_hosts: Sequence[str], port: int, cert
     settings = load_settings(environ={}, flags={"trusted_origins": sites, "store": "memory:"})
     bridge = create_app(settings, open_store("memory:"))
     demo = create_demo_app(bridge_url=bridge_url, sites=sites)
-    tls = {"ssl_certfile": str(certs.cert_chain), "ssl_keyfile": str(certs.key), "log_level": log_level}
-    servers = [uvicorn.Server(uvicorn.Config(bridge, host=bridge_host, port=port, **tls))]
-    servers += [uvicorn.Server(uvicorn.Config(demo, host=host, port=port, **tls)) for host in site_hosts]
+    servers = [https_server(bridge, bridge_host, port, certs, log_level=log_level)]
+    servers += [https_server(demo, host, port, certs, log_level=log_level) for host in site_hosts]
     return servers, bridge_url, sites
+
+
+def https_server(app: ASGIApp, host: str, port: int, certs: Certs | None, *, log_level: str = "warning",
+                 lifespan: Literal["auto", "on", "off"] = "auto") -> uvicorn.Server:
+    """A uvicorn server for `app`, over HTTPS with `certs` (plain HTTP without)."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan=lifespan,
+                            ssl_certfile=str(certs.cert_chain) if certs else None,
+                            ssl_keyfile=str(certs.key) if certs else None)
+    return uvicorn.Server(config)
 
 
 def run_demo(*, bridge_host: str = "127.0.0.1", site_hosts: Sequence[str] = ("127.0.0.2", "127.0.0.3"),

@@ -79,6 +79,3 @@ def normalise_origin(value: str) -> str:
         return f"{scheme}://{shown_host}"
     return f"{scheme}://{shown_host}:{port}"
 
-
-def is_loopback_origin(origin: str) -> bool:
-    return _is_loopback(urlsplit(origin).hostname or "")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -23,7 +22,8 @@ import pytest
 from cookiebridge.demo_sites import ChatEmulator, create_demo_app
 from cookiebridge.devcerts import Certs, make_certificates
 from e2e import drivers, matrix
-from e2e.servers import ServerThread, csp_stripping_proxy, hostile_app, https_server
+from cookiebridge.demo import https_server
+from e2e.servers import ServerThread, csp_stripping_proxy, hostile_app
 from tests.processes import BridgeProcess, free_port
 from tests.redis_server import RedisServer
 

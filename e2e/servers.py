@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from cookiebridge.devcerts import Certs
 
 
 class ServerThread:
@@ -43,11 +42,6 @@ class ServerThread:
         for server in self.servers:
             server.should_exit = True
         self.thread.join(timeout=10)
-
-
-def https_server(app: object, host: str, port: int, certs: Certs | None) -> uvicorn.Server:
-    tls = {"ssl_certfile": str(certs.cert_chain), "ssl_keyfile": str(certs.key)} if certs else {}
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", **tls))
 
 
 # An attacker's page: our own client script pointed at the bridge, then hand-written protocol messages to a

@@ -233,3 +233,43 @@ def test_two_bridges_sharing_redis(request, browser: Session, new_browser, topol
     other.goto(stale)
     assert arrive(other)["state"] == "open"
     observe(request.node, "redeemed across processes; expired: fresh chat")
+
+
+@pytest.mark.scenario("providers on one page share one iframe; values up to the cookie limit round-trip, larger refused")
+def test_shared_iframe_and_value_limits(request, browser: Session, topology: Topology,
+                                        combo: tuple[str, str]) -> None:
+    browser.goto(topology.site_a + PAGES["guide"])
+    browser.wait_for(SETTLED)
+    outcome = browser.evaluate("""
+        const again = new CookieProvider(SESSION_COOKIE_NAME, IFRAME_URL), third = new CookieProvider(SESSION_COOKIE_NAME, IFRAME_URL);
+        await Promise.all([again.cookieTest(), third.cookieTest(), cookieProvider.cookieTest()]);
+        const frames = document.querySelectorAll('iframe[title="cookiebridge"]').length;
+        // Raw cookie values as the widget's Cookie helper writes them: every character is cookie-safe.
+        const fits = 'v'.repeat(4096 - SESSION_COOKIE_NAME.length - 1), tooLarge = fits + 'v';
+        const stored = await cookieProvider.request({op: 'set', name: SESSION_COOKIE_NAME, value: fits});
+        const readBack = await cookieProvider.request({op: 'get', name: SESSION_COOKIE_NAME});
+        const refused = await cookieProvider.request({op: 'set', name: SESSION_COOKIE_NAME, value: tooLarge});
+        return {frames, stored, readBack: readBack.value === fits, refused};
+    """)
+    assert outcome["frames"] == 1
+    assert outcome["refused"] == {"cookiebridge": 1, "id": outcome["refused"]["id"], "ok": False, "error": "too-large"}
+    if third_party_cookies(combo) or combo == ("firefox", "default"):  # Firefox stores a partitioned copy
+        assert outcome["stored"]["ok"] is True and outcome["readBack"] is True
+        observe(request.node, "1 iframe; 4096-byte cookie kept; larger: too-large")
+    else:
+        assert outcome["stored"] == {**outcome["stored"], "ok": False, "error": "not-stored"}
+        observe(request.node, "1 iframe; blocked: not-stored; larger: too-large")
+
+
+@pytest.mark.scenario("the bridge's access log holds no session data or handoff code")
+def test_bridge_log_holds_no_session_data(request, browser: Session, topology: Topology) -> None:
+    session = start_chat(browser, topology.site_a + PAGES["guide"])
+    code_link = browser.evaluate("return await cookieProvider.decorate(args[0]);", topology.site_b + "/")
+    browser.goto(code_link)
+    assert arrive(browser)["state"] == "restored"
+    log = (topology.logs / "bridge.log").read_text()
+    assert '"POST /api/v1/handoff/redeem HTTP/1.1" 200' in log  # the log is on and saw the redemption
+    code = code_link.split("cb-handoff=", 1)[1]
+    for secret in (session["sessionId"], "Gr%C3%BC%C3%9Fe", code, code[:20]):
+        assert secret not in log
+    observe(request.node, "log checked")

@@ -15,7 +15,7 @@ import rjsmin
 
 from .resources import resource_dir
 
-SCRIPTS = ("cookie-provider", "iframe")
+SCRIPTS = ("cookie-provider", "iframe", "chat-finalizer", "web-engagement")
 IFRAME_PAGE = "iframe.html"
 STABLE_CACHE = "public, max-age=300"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"

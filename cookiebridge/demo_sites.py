@@ -314,7 +314,8 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
     """The demo customer sites. Serve the same app on every origin in `sites` (e.g. https://127.0.0.2:8443 and
     https://127.0.0.3:8443); `bridge_url` is the bridge origin serving iframe.html and cookie-provider.min.js.
     With `identity_secret` (the bridge's), /identity.html?customer=ID plays a site whose backend signs the id.
-    `provider_url`: where the pages load cookie-provider.min.js from, if not the bridge (a self-hosted copy)."""
+    `provider_url`: where the pages load cookie-provider.min.js from, if not the bridge (a self-hosted copy).
+    /finalizer.html, /web-engagement.html and /media-widget.html load the widget-extension scripts from the bridge."""
     bridge = urlsplit(bridge_url)
     if bridge.scheme not in ("http", "https") or not bridge.netloc:
         raise ValueError(f"bridge_url {bridge_url!r} must be an http(s) URL such as 'https://127.0.0.1:8000'")
@@ -330,7 +331,9 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
     )
     widget = (resource_dir("static") / "demo" / "widgets-double.js").read_bytes()
 
-    def page(template: str, target_path: str, signed_in: bool = False) -> Callable[[Request], Any]:
+    def page(template: str, target_path: str, signed_in: bool = False,
+             knobs: Sequence[str] = ()) -> Callable[[Request], Any]:
+        """`knobs`: query flags the page reads (`?async=0` turns one off); links to the other sites keep them."""
         async def endpoint(request: Request) -> Response:
             host = _request_host(request)
             token, path = None, target_path
@@ -339,6 +342,10 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
                 # What the site's own backend does: sign the signed-in customer's id for the bridge.
                 token = sign_identity(customer, identity_secret or "", audience=identity_audience, ttl=3600)
                 path = f"{target_path}?{urlencode({'customer': customer})}"
+            flags = {knob: request.query_params.get(knob) != "0" for knob in knobs}
+            off = {knob: "0" for knob, on in flags.items() if not on}
+            if off:
+                path = f"{target_path}?{urlencode(off)}"
             others = [site for site in known if site.host != host]
             position = next((i for i, site in enumerate(known) if site.host == host), None)
             html = templates.get_template(template).render(
@@ -349,6 +356,9 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
                 provider_url=provider_url or base + "/cookie-provider.min.js",
                 cookie_name=cookie_name,
                 identity_token=token,
+                finalizer_url=base + "/chat-finalizer.min.js",
+                web_engagement_url=base + "/web-engagement.min.js",
+                flags=flags,
                 others=[{"name": site.host, "href": site.origin + "/", "target": site.origin + path}
                         for site in others],
             )
@@ -366,6 +376,12 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
         Route("/extension.html", page("extension.html", "/extension.html"), methods=["GET", "HEAD"]),
         *([Route("/identity.html", page("index.html", "/identity.html", signed_in=True), methods=["GET", "HEAD"])]
           if identity_secret else []),
+        # The guide's widget extensions: the chat finalizer (?async=0: a non-async chat, ?provider=0: no cookie
+        # provider) and the Web Engagement invitation → media widget hand-over.
+        Route("/finalizer.html", page("finalizer.html", "/finalizer.html", knobs=("async", "provider")),
+              methods=["GET", "HEAD"]),
+        Route("/web-engagement.html", page("web-engagement.html", "/web-engagement.html"), methods=["GET", "HEAD"]),
+        Route("/media-widget.html", page("media-widget.html", "/media-widget.html"), methods=["GET", "HEAD"]),
         Route("/widgets/cxbus.min.js", widget_script, methods=["GET", "HEAD"]),
         Route("/favicon.ico", no_favicon, methods=["GET", "HEAD"]),
         *chat.routes(),

@@ -200,6 +200,87 @@ def test_widget_double_is_served_and_labelled(site_a: TestClient) -> None:
     assert site_a.get("/favicon.ico").status_code == 204
 
 
+# -- widget extension pages ----------------------------------------------------------------------------------------
+
+EXTENSION_PAGES = ("/finalizer.html", "/web-engagement.html", "/media-widget.html")
+
+
+def script_sources(html: str) -> list[str]:
+    return re.findall(r'<script src="([^"]+)"></script>', html)
+
+
+def test_extension_pages_are_served_and_collect_errors(site_a: TestClient) -> None:
+    for path in EXTENSION_PAGES:
+        response = site_a.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["cache-control"] == "no-store"
+        head = response.text[: response.text.index("</head>")]
+        assert "window.__cbErrors = [];" in scripts(head)[0], path
+        assert site_a.head(path).status_code == 200
+
+
+def test_finalizer_page_is_the_guide_sample_with_the_finalizer_extension(site_a: TestClient) -> None:
+    html = site_a.get("/finalizer.html").text
+    assert script_sources(html) == [f"{BRIDGE}/cookie-provider.min.js", f"{BRIDGE}/chat-finalizer.min.js"]
+    code = without_comments(next(s for s in scripts(html) if "CXBus" in s))
+    assert constant(html, "IFRAME_URL") == BRIDGE + "/iframe.html"
+    assert "let cookieProvider = new CookieProvider(SESSION_COOKIE_NAME, IFRAME_URL);" in code
+    assert "ChatFinalizer: initChatFinalizer({ provider: cookieProvider, onFinalized: showFinalized })," in code
+    assert "enabled: true," in code
+    assert 'cookieProvider.saveCookie();' in code
+    assert code.index("initChatFinalizer(") < code.index('CXBus.command("WebChat.open")')
+    for state in ("Finalizing", "Completed", "Active"):
+        assert f'data-state="{state}"' in html
+    assert '<a id="to-other-site" href="https://127.0.0.3:8443/finalizer.html">' in html
+
+
+def test_finalizer_page_knobs_turn_off_async_and_the_provider_and_follow_the_links(site_a: TestClient) -> None:
+    html = site_a.get("/finalizer.html", params={"async": "0", "provider": "0"}).text
+    assert script_sources(html) == [f"{BRIDGE}/chat-finalizer.min.js"]
+    code = without_comments(next(s for s in scripts(html) if "CXBus" in s))
+    assert "enabled: false," in code
+    assert "let cookieProvider = null;" in code and "new CookieProvider(" not in code
+    assert "saveCookie" not in code
+    assert 'href="https://127.0.0.3:8443/finalizer.html?async=0&amp;provider=0"' in html
+    only_sync = site_a.get("/finalizer.html", params={"async": "0", "provider": "yes"}).text
+    assert "enabled: false," in only_sync and f"{BRIDGE}/cookie-provider.min.js" in only_sync
+    assert 'href="https://127.0.0.3:8443/finalizer.html?async=0"' in only_sync
+
+
+def test_finalizer_page_keeps_hostile_settings_inside_their_strings(emulator: ChatEmulator) -> None:
+    name = 'x"</script><script>alert(1)</script><!--\u2028'
+    app = create_demo_app(bridge_url=BRIDGE, sites=[SITE_A, SITE_B], cookie_name=name, emulator=emulator)
+    benign = client_for(create_demo_app(bridge_url=BRIDGE, sites=[SITE_A, SITE_B], emulator=emulator))
+    html = client_for(app).get("/finalizer.html").text
+    assert "<script>alert" not in html and "\u2028" not in html
+    assert html.count("</script>") == benign.get("/finalizer.html").text.count("</script>")
+    assert constant(html, "SESSION_COOKIE_NAME") == name
+
+
+def test_web_engagement_page_has_a_labelled_gt_double_before_the_script(site_a: TestClient) -> None:
+    html = site_a.get("/web-engagement.html").text
+    assert script_sources(html) == [f"{BRIDGE}/web-engagement.min.js"]
+    double = next(s for s in scripts(html) if "_gt" in s and "TEST DOUBLE" in s)
+    assert double.lstrip().startswith("/* TEST DOUBLE of the Genesys Web Engagement Monitoring JS API (_gt). NOT "
+                                      "Genesys code")
+    assert html.index(double) < html.index(f'<script src="{BRIDGE}/web-engagement.min.js">')
+    page = next(s for s in scripts(html) if "startGms" in s)
+    assert 'const WIDGET_URL = "/media-widget.html";' in page
+    assert 'startGms("CHAT-NOW"' in page and "WebEngagementContext.openWidget(WIDGET_URL" in page
+    assert 'id="accept-popup"' in html and 'id="accept-frame"' in html and '<iframe id="media-widget"' in html
+    assert '<div id="chat">' not in html  # no chat widget on this page
+
+
+def test_media_widget_page_reads_the_context_and_shows_the_attached_data(site_a: TestClient) -> None:
+    html = site_a.get("/media-widget.html", params={"visitId": "<b>", "pageId": "x"}).text
+    assert script_sources(html) == [f"{BRIDGE}/web-engagement.min.js"]
+    page = next(s for s in scripts(html) if "gpeStartScenario" in s)
+    assert "WebEngagementContext.readFromLocation(location.search)" in page
+    assert "WebEngagementContext.attachedData(context)" in page
+    assert '<pre id="attached-data">' in html
+    assert "<b>" not in html  # the page renders nothing from the query on the server
+
+
 # -- chat emulator -----------------------------------------------------------------------------------------------
 
 INDEX = re.compile(r"^\d+-\d+$")

@@ -5,6 +5,8 @@ import sys
 import venv
 from pathlib import Path
 
+from cookiebridge.assets import SCRIPTS
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -30,7 +32,7 @@ def test_wheel_install_finds_templates_and_scripts_in_site_packages(tmp_path: Pa
     static, templates, count = result.stdout.split()
     assert "site-packages/cookiebridge/static" in static
     assert "site-packages/cookiebridge/templates" in templates
-    assert count == "3"
+    assert count == str(len(SCRIPTS) + 1)  # the scripts and iframe.html
     check = subprocess.run([env_dir / "bin" / "cookiebridge", "check", "--trusted-origin", "https://a.example"],
                            capture_output=True, text=True, cwd=outside, timeout=60)
     assert check.returncode == 0 and 'trusted_origins = ["https://a.example"]' in check.stdout

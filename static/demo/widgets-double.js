@@ -1,5 +1,6 @@
 /* TEST DOUBLE of Genesys Widgets (CXBus + WebChat with the async transport). This is NOT Genesys code: it emulates only what cookiebridge's tests and demo need, and talks to cookiebridge's chat emulator (/chat/sessions). */
-// Contract for tests: window.__widgetDouble = { state, sessionId, sessionData, restoredFrom, events, messages }.
+// Contract for tests: window.__widgetDouble = { state, sessionId, sessionData, restoredFrom, events, messages,
+// injected (the data of every WebChat.injectMessage command on this page) }.
 // Optional knobs, set before this script loads: window.__widgetDoubleConfig = { loadDelay: ms to "download" a
 // plugin (default 300, like a real widget fetching its plugins), pollGap: ms between long polls (default 250) }.
 (function (window, document) {
@@ -13,7 +14,7 @@
   var API = '/chat/sessions';
 
   var model = window.__widgetDouble = {
-    state: 'idle', sessionId: null, sessionData: null, restoredFrom: null, events: [], messages: []
+    state: 'idle', sessionId: null, sessionData: null, restoredFrom: null, events: [], messages: [], injected: []
   };
   var configuration = {};
 
@@ -557,6 +558,7 @@
 
   function injectMessage(data) {
     var text = data && data.text;
+    model.injected.push(data);
     addLine('system injected', typeof text === 'string' ? text : String(text));
     return Promise.resolve();
   }

@@ -59,6 +59,14 @@ def follow_link(browser: Session, selector: str, origin: str) -> None:
     browser.wait_for(f"location.origin === {origin!r} && document.readyState === 'complete'")
 
 
+def assert_restored(state: dict, session: dict | None = None) -> None:
+    late = "the session cookie is here now: the provider answered after the widget had read it" if state[
+        "cookieNow"] else "no session cookie arrived"
+    assert state["state"] == "restored", f"widget opened a fresh chat ({late})"
+    if session is not None:
+        assert state["sessionData"] == session
+
+
 def arrive(browser: Session) -> dict:
     browser.wait_for(SETTLED)
     state = widget(browser)
@@ -78,9 +86,7 @@ def test_following_a_link_keeps_the_chat(request, browser: Session, topology: To
     session = start_chat(browser, topology.site_a + PAGES[page])
     follow_link(browser, "#to-other-site", topology.site_b)
     assert "cb-handoff" not in browser.url()  # the code left the address bar
-    state = arrive(browser)
-    assert state["state"] == "restored"
-    assert state["sessionData"] == session  # byte-exact: quotes, ;, =, non-ASCII
+    assert_restored(arrive(browser), session)  # byte-exact: quotes, ;, =, non-ASCII
     source = browser.evaluate(f"return {PROVIDER[page]}.restoredFrom;")
     assert source == "handoff"
     observe(request.node, f"kept, via {source}")
@@ -100,7 +106,7 @@ def test_typing_the_other_sites_url_keeps_the_chat_only_where_third_party_cookie
     browser.goto(topology.site_b + PAGES[page])
     state = arrive(browser)
     if third_party_cookies(combo):
-        assert state["state"] == "restored" and state["sessionData"] == session
+        assert_restored(state, session)
         assert browser.evaluate(f"return {PROVIDER[page]}.restoredFrom;") == "iframe"
         observe(request.node, "kept, via iframe cookie")
     else:
@@ -171,7 +177,7 @@ def test_untrusted_origins_learn_nothing(request, browser: Session, topology: To
     browser.goto(topology.site_a + PAGES["guide"])
     browser.wait_for(SETTLED)
     follow_link(browser, "#to-other-site", topology.site_b)
-    assert arrive(browser)["sessionData"] == session
+    assert_restored(arrive(browser), session)
     observe(request.node, f"{tried} attacks, no reply, no data")
 
 
@@ -200,8 +206,7 @@ def test_signed_identity_keeps_the_chat_on_a_typed_url(request, browser: Session
         return raw && (await cookieProvider.fromIdentity()) === raw.slice(cookieProvider.name.length + 1);
     })()""")
     browser.goto(f"{topology.site_b}/identity.html?customer={customer}")
-    state = arrive(browser)
-    assert state["state"] == "restored" and state["sessionData"] == session
+    assert_restored(arrive(browser), session)
     assert browser.evaluate("return cookieProvider.restoredFrom;") == "identity"
     observe(request.node, "kept, via identity")
 
@@ -212,7 +217,7 @@ def test_a_replayed_handoff_link_restores_nothing(request, browser: Session, new
     link = browser.evaluate("return await cookieProvider.decorate(args[0]);", topology.site_b + "/")
     assert "#cb-handoff=" in link
     browser.goto(link)
-    assert arrive(browser)["state"] == "restored"
+    assert_restored(arrive(browser))
     other = new_browser()
     other.goto(link)
     assert arrive(other)["state"] == "open"
@@ -225,8 +230,7 @@ def test_two_bridges_sharing_redis(request, browser: Session, new_browser, topol
     session = start_chat(browser, topology.redis_a + "/")
     link = browser.evaluate("return await cookieProvider.decorate(args[0]);", topology.redis_b + "/")
     browser.goto(link)  # redis_b's pages use the second bridge process
-    state = arrive(browser)
-    assert state["state"] == "restored" and state["sessionData"] == session
+    assert_restored(arrive(browser), session)
     stale = browser.evaluate("return await cookieProvider.decorate(args[0]);", topology.redis_a + "/")
     time.sleep(6)  # these bridges run with --handoff-ttl 5
     other = new_browser()
@@ -266,7 +270,7 @@ def test_bridge_log_holds_no_session_data(request, browser: Session, topology: T
     session = start_chat(browser, topology.site_a + PAGES["guide"])
     code_link = browser.evaluate("return await cookieProvider.decorate(args[0]);", topology.site_b + "/")
     browser.goto(code_link)
-    assert arrive(browser)["state"] == "restored"
+    assert_restored(arrive(browser))
     log = (topology.logs / "bridge.log").read_text()
     assert '"POST /api/v1/handoff/redeem HTTP/1.1" 200' in log  # the log is on and saw the redemption
     code = code_link.split("cb-handoff=", 1)[1]

@@ -51,6 +51,8 @@ def run_demo(*, bridge_host: str = "127.0.0.1", site_hosts: Sequence[str] = ("12
               "the extension way)" for i, site in enumerate(sites)]
     lines += [
         "Open domain-a, start a chat, send a message, then follow the link to domain-b: the chat continues.",
+        "Also on each site: /finalizer.html (close the chat when the agent ends it) and /web-engagement.html "
+        "(visitID/pageID handed to a media widget).",
         f"The certificates are self-signed (CA: {certs_dir / 'ca.pem'}): import that CA into your browser, or open "
         f"{bridge_url}/healthz and each site once and accept the warning. Ctrl+C stops the demo.",
     ]

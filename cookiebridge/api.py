@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -28,20 +28,32 @@ Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
 
 async def read_json(request: Request) -> dict[str, Any]:
     declared = request.headers.get("content-length")
-    if declared and (not declared.isdigit() or int(declared) > MAX_BODY):
+    if declared and (not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY):
         raise PayloadTooLarge(f"request body over {MAX_BODY} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise PayloadTooLarge(f"request body over {MAX_BODY} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise PayloadTooLarge(f"request body over {MAX_BODY} bytes")
+    except ClientDisconnect:  # nobody reads the answer; without this, every hang-up logs an ERROR and a traceback
+        raise BadRequest("the client disconnected before sending the whole body", "bad-json") from None
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: thousands of nested [ or {
         raise BadRequest("request body must be a JSON object", "bad-json") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object", "bad-json")
     return data
+
+
+def _encodable(text: str) -> bool:
+    """False for strings with lone surrogates, which JSON's \\ud800 escapes (and raw bytes) can smuggle in."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Api:
@@ -60,6 +72,9 @@ class Api:
 
     async def _limit(self, request: Request, bucket: str, limit: int) -> None:
         client = request.client.host if request.client else "unknown"
+        if not (client.isascii() and client.isprintable() and len(client) <= 64):
+            # Behind a proxy the address comes from X-Forwarded-For, which may hold anything: keep the store key valid.
+            client = "h-" + hashlib.sha256(client.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         if await self.store.hit(f"rl:{bucket}:{client}", 60) > limit:
             raise TooManyRequests(f"more than {limit} {bucket} requests a minute from this address; retry later")
 
@@ -101,6 +116,8 @@ class Api:
         value = data.get("value")
         if not isinstance(value, str) or not value:
             raise BadRequest("'value' must be a non-empty string", "bad-value")
+        if not value.isascii() and not _encodable(value):
+            raise BadRequest("'value' must be valid Unicode text (it holds a lone surrogate)", "bad-value")
         if len(value.encode("utf-8")) > MAX_VALUE:
             raise PayloadTooLarge(f"'value' is over {MAX_VALUE} bytes", "too-large")
         return value
@@ -109,8 +126,8 @@ class Api:
         if not self.settings.identity_secret:
             raise Forbidden("signed identity is not enabled on this bridge (set identity_secret)", "identity-disabled")
         try:
-            return verify_identity(data.get("token"), [self.settings.identity_secret],
-                                   audience=self.settings.identity_audience)
+            keys = [self.settings.identity_secret, *self.settings.previous_identity_secrets]
+            return verify_identity(data.get("token"), keys, audience=self.settings.identity_audience)
         except IdentityError as error:
             raise Forbidden(str(error), error.code) from None
 
@@ -118,7 +135,7 @@ class Api:
     async def issue_handoff(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
         name, value = self._name(data), self._value(data)
         destination = data.get("destination")
-        if destination not in self.trusted or destination == origin:
+        if not isinstance(destination, str) or destination not in self.trusted or destination == origin:
             raise Forbidden(f"destination {destination!r} is not another trusted origin", "bad-destination")
         code, ident = self.codes.issue(destination)
         record = json.dumps({"name": name, "value": value, "from": origin}).encode("utf-8")

@@ -53,6 +53,12 @@ async def not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "not-found", "message": f"no such resource: {request.url.path}"}, status_code=404)
 
 
+async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    allow = getattr(exc, "headers", None) or {}
+    message = f"{request.method} is not allowed on {request.url.path}"
+    return JSONResponse({"error": "method-not-allowed", "message": message}, status_code=405, headers=allow)
+
+
 def asset_routes(assets: list[Asset]) -> list[Route]:
     routes = []
     for asset in assets:
@@ -78,7 +84,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     """The bridge app. `store` defaults to the configured one, opened lazily and closed at shutdown."""
     assets = build_assets(settings.trusted_origins, settings.cookie_names, settings.cookie_max_age)
     store = store or open_store(settings.store)
-    api = Api(settings, store, HandoffCodes([settings.secret_key], settings.handoff_ttl))
+    # itsdangerous signs with the last key and verifies with all: old keys first.
+    codes = HandoffCodes([*settings.previous_secret_keys, settings.secret_key], settings.handoff_ttl)
+    api = Api(settings, store, codes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -90,7 +98,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             await store.aclose()
 
     routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]), *asset_routes(assets), *api.routes()]
-    app = Starlette(routes=routes, exception_handlers={404: not_found}, lifespan=lifespan)
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: method_not_allowed}, lifespan=lifespan)
     app.state.settings = settings
     app.state.assets = {asset.name: asset for asset in assets}
     app.state.store = store

@@ -35,6 +35,12 @@ _SETTING_OPTIONS = [
     click.option("--identity-secret", help="Key your sites' backends sign identity tokens with "
                  "(prefer COOKIEBRIDGE_IDENTITY_SECRET)."),
     click.option("--identity-audience", help="Audience identity tokens must name [cookiebridge]."),
+    click.option("--previous-secret-key", "previous_secret_keys", multiple=True, metavar="KEY",
+                 help="A retired secret_key still accepted for handoff codes during a rotation (repeatable; prefer "
+                      "COOKIEBRIDGE_PREVIOUS_SECRET_KEYS)."),
+    click.option("--previous-identity-secret", "previous_identity_secrets", multiple=True, metavar="KEY",
+                 help="A retired identity_secret still accepted for identity tokens during a rotation (repeatable; "
+                      "prefer COOKIEBRIDGE_PREVIOUS_IDENTITY_SECRETS)."),
     click.option("--rate-limit", help="API requests a minute per client address [600]."),
 ]
 

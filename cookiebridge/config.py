@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import secrets
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +25,13 @@ DEFAULT_COOKIE_NAME = "customer-defined-session-cookie"
 # The embedded default for local trial: the two demo sites that `cookiebridge demo` serves.
 DEMO_ORIGINS = ("https://127.0.0.2:8443", "https://127.0.0.3:8443")
 MIN_SECRET_LENGTH = 16
+# `check` and `serve` warn about keys below these (a key from secrets.token_urlsafe(32) is far above both).
+STRONG_SECRET_LENGTH = 32
+STRONG_SECRET_BITS = 100
+# Words that random keys practically never contain (5+ letters) but placeholders and copied examples do.
+_PLACEHOLDER_WORDS = ("change", "example", "replace", "secret", "password", "default", "sample", "dummy", "insecure",
+                      "placeholder")
+SECRET_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 # RFC 6265 cookie-name token characters, minus the ones js-cookie would escape.
 _COOKIE_NAME = re.compile(r"^[A-Za-z0-9!#$&'*+.^_`|~-]{1,128}$")
 
@@ -57,6 +66,9 @@ class Settings:
     identity_secret: Secret | None = None
     identity_audience: str = "cookiebridge"
     rate_limit: int = 600
+    # Rotation: keys still accepted for verification (never used to sign), until the operator removes them.
+    previous_secret_keys: tuple[Secret, ...] = ()
+    previous_identity_secrets: tuple[Secret, ...] = ()
     # How the settings came about, for the start-up log line; not configurable.
     embedded_default: bool = field(default=False, compare=False)
     generated_secret: bool = field(default=False, compare=False)
@@ -72,6 +84,8 @@ class Settings:
         data["secret_key"] = Secret(data["secret_key"])
         if data["identity_secret"] is not None:
             data["identity_secret"] = Secret(data["identity_secret"])
+        for key in ("previous_secret_keys", "previous_identity_secrets"):
+            data[key] = tuple(Secret(value) for value in data.get(key, ()))
         return cls(**data)
 
     def effective(self) -> dict[str, Any]:
@@ -79,6 +93,8 @@ class Settings:
         shown = dataclasses.asdict(self)
         shown["secret_key"] = "(generated for this process)" if self.generated_secret else "********"
         shown["identity_secret"] = "********" if self.identity_secret else None
+        for key in ("previous_secret_keys", "previous_identity_secrets"):
+            shown[key] = ["********"] * len(getattr(self, key))
         del shown["embedded_default"], shown["generated_secret"]
         return shown
 
@@ -89,14 +105,49 @@ class Settings:
                 "secret_key is not set: a random one was generated for this process; "
                 "set COOKIEBRIDGE_SECRET_KEY so every instance and restart shares it"
             )
+        keys = [("secret_key", self.secret_key)] if not self.generated_secret else []
+        keys += [("identity_secret", self.identity_secret)] if self.identity_secret else []
+        for name, key in keys:
+            reason = secret_weakness(key)
+            if reason:
+                notes.append(f"{name} looks weak ({reason}): anyone who guesses it can forge what it signs; "
+                             f"generate one with: {SECRET_HINT}")
+        if self.identity_secret and self.identity_secret in (self.secret_key, *self.previous_secret_keys):
+            notes.append("identity_secret is the same as secret_key: use two keys, so the sites' backends, which "
+                         "hold the identity key, cannot also sign handoff codes")
+        if self.previous_secret_keys:
+            notes.append(f"previous_secret_keys: {len(self.previous_secret_keys)} old key(s) still accepted; remove "
+                         f"them once {self.handoff_ttl} s (handoff_ttl) have passed since the rotation")
+        if self.previous_identity_secrets:
+            notes.append(f"previous_identity_secrets: {len(self.previous_identity_secrets)} old key(s) still accepted; "
+                         "remove them once the tokens your backends signed with them have expired")
         for origin in self.trusted_origins:
             if origin.startswith("http://"):
                 notes.append(f"trusted origin {origin!r} uses plain http (allowed on loopback only, for testing)")
+        if self.proxy_headers and self.forwarded_allow_ips.strip() == "*":
+            notes.append("forwarded_allow_ips = '*' trusts X-Forwarded-For from anyone: a client can pick the address "
+                         "the rate limit counts; list your proxies' addresses instead")
         return notes
 
 
+def secret_weakness(secret: str) -> str | None:
+    """Why a signing key looks guessable, or None. Heuristic, for warnings only; the value is never shown."""
+    lowered = secret.lower()
+    word = next((word for word in _PLACEHOLDER_WORDS if word in lowered), None)
+    if word:
+        return f"it contains the word {word!r}, like a placeholder or an example value"
+    if len(secret) < STRONG_SECRET_LENGTH:
+        return f"only {len(secret)} characters, use at least {STRONG_SECRET_LENGTH}"
+    counts = Counter(secret)
+    bits = -sum(n * math.log2(n / len(secret)) for n in counts.values())
+    steps = sum(1 for a, b in zip(secret, secret[1:]) if abs(ord(b) - ord(a)) <= 1)
+    if bits < STRONG_SECRET_BITS or steps * 2 > len(secret):
+        return "repeated or sequential characters, not random ones"
+    return None
+
+
 _KEYS = {f.name for f in dataclasses.fields(Settings)} - {"embedded_default", "generated_secret"}
-_LIST_KEYS = {"trusted_origins", "cookie_names"}
+_LIST_KEYS = {"trusted_origins", "cookie_names", "previous_secret_keys", "previous_identity_secrets"}
 _INT_KEYS = {
     "port": (1, 65535),
     "workers": (1, 64),
@@ -120,7 +171,7 @@ def _as_int(key: str, value: Any) -> int:
     low, high = _INT_KEYS[key]
     try:
         number = int(value) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: TOML's inf
         number = None
     if number is None or not low <= number <= high or (isinstance(value, float) and not value.is_integer()):
         raise ConfigError(f"{key} = {value!r} must be a whole number from {low} to {high}")
@@ -220,7 +271,7 @@ def load_settings(
     embedded = "trusted_origins" not in merged and not config_file
     if embedded:
         merged["trusted_origins"] = list(DEMO_ORIGINS)
-    origins = _origin_list(merged.pop("trusted_origins"))
+    origins = _origin_list(merged.pop("trusted_origins", []))  # a config file may forget them
     if not origins:
         raise ConfigError("trusted_origins is empty: add each site, e.g. --trusted-origin https://domain-a.com")
 
@@ -237,6 +288,16 @@ def load_settings(
             raise ConfigError(f"identity_secret is too short ({len(identity_secret)} characters): use at least "
                               f"{MIN_SECRET_LENGTH}; your sites' backends sign identity tokens with it")
         merged["identity_secret"] = Secret(identity_secret)
+    for key, current in (("previous_secret_keys", secret), ("previous_identity_secrets", identity_secret)):
+        if key not in merged:
+            continue
+        if merged[key] and current is None:
+            raise ConfigError(f"{key} is set but {key.removeprefix('previous_').removesuffix('s')} is not: "
+                              "set the new key there and keep the old ones here while they are still in use")
+        for old in merged[key]:
+            if len(old) < MIN_SECRET_LENGTH:
+                raise ConfigError(f"{key}: a key of {len(old)} characters is too short, use at least {MIN_SECRET_LENGTH}")
+        merged[key] = tuple(Secret(old) for old in dict.fromkeys(merged[key]) if old != current)
     if "cookie_names" in merged:
         merged["cookie_names"] = _cookie_names(merged["cookie_names"])
     if "store" in merged:

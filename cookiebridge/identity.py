@@ -8,9 +8,11 @@ exactly {"alg": "HS256", "typ": "JWT"} and claims {"sub": customer id, "aud": au
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
+import math
 import time
 from typing import Any, Iterable
 
@@ -34,7 +36,10 @@ def _b64encode(data: bytes) -> str:
 def _b64decode(text: str) -> bytes:
     if not text or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in text):
         raise IdentityError("malformed", "identity token is not three base64url parts separated by dots")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error:  # a length of 4n+1 is no base64 at all
+        raise IdentityError("malformed", "identity token is not three base64url parts separated by dots") from None
 
 
 def _key(secret: str | bytes) -> bytes:
@@ -55,11 +60,19 @@ def sign_identity(subject: str, secret: str | bytes, *, audience: str = "cookieb
 def _json_part(text: str) -> dict[str, Any]:
     try:
         value = json.loads(_b64decode(text))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
         raise IdentityError("malformed", "identity token part is not base64url-encoded JSON") from None
     if not isinstance(value, dict):
         raise IdentityError("malformed", "identity token part is not a JSON object")
     return value
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")  # a JSON \ud800 escape decodes to a lone surrogate, which is no text
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def verify_identity(token: Any, secrets: Iterable[str | bytes], *, audience: str, leeway: int = 30,
@@ -78,9 +91,9 @@ def verify_identity(token: Any, secrets: Iterable[str | bytes], *, audience: str
     claims = _json_part(payload_part)
     current = time.time() if now is None else now
     subject, expires = claims.get("sub"), claims.get("exp")
-    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH or not _is_text(subject):
         raise IdentityError("malformed", f"identity token needs a 'sub' string of 1-{MAX_SUBJECT_LENGTH} characters")
-    if not isinstance(expires, (int, float)) or isinstance(expires, bool):
+    if not isinstance(expires, (int, float)) or isinstance(expires, bool) or expires in (math.inf, -math.inf) or expires != expires:
         raise IdentityError("malformed", "identity token needs an 'exp' claim (unix time)")
     if current > expires + leeway:
         raise IdentityError("expired", "identity token has expired: have the site's backend issue a fresh one")

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from .config import Settings
 from .errors import BadRequest, BridgeError, Forbidden, Gone, PayloadTooLarge, TooManyRequests, Unavailable
 from .handoff import HandoffCodes
-from .identity import IdentityError, verify_identity
+from .identity import IdentityError, is_text, verify_identity
 from .stores import Store, StoreUnavailable
 
 MAX_BODY = 16 * 1024
@@ -45,15 +45,6 @@ async def read_json(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object", "bad-json")
     return data
-
-
-def _encodable(text: str) -> bool:
-    """False for strings with lone surrogates, which JSON's \\ud800 escapes (and raw bytes) can smuggle in."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class Api:
@@ -116,7 +107,7 @@ class Api:
         value = data.get("value")
         if not isinstance(value, str) or not value:
             raise BadRequest("'value' must be a non-empty string", "bad-value")
-        if not value.isascii() and not _encodable(value):
+        if not value.isascii() and not is_text(value):
             raise BadRequest("'value' must be valid Unicode text (it holds a lone surrogate)", "bad-value")
         if len(value.encode("utf-8")) > MAX_VALUE:
             raise PayloadTooLarge(f"'value' is over {MAX_VALUE} bytes", "too-large")

@@ -67,9 +67,10 @@ def _json_part(text: str) -> dict[str, Any]:
     return value
 
 
-def _is_text(value: str) -> bool:
+def is_text(value: str) -> bool:
+    """False for strings with lone surrogates, which JSON's \\ud800 escapes can smuggle in: no text at all."""
     try:
-        value.encode("utf-8")  # a JSON \ud800 escape decodes to a lone surrogate, which is no text
+        value.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
@@ -91,7 +92,7 @@ def verify_identity(token: Any, secrets: Iterable[str | bytes], *, audience: str
     claims = _json_part(payload_part)
     current = time.time() if now is None else now
     subject, expires = claims.get("sub"), claims.get("exp")
-    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH or not _is_text(subject):
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH or not is_text(subject):
         raise IdentityError("malformed", f"identity token needs a 'sub' string of 1-{MAX_SUBJECT_LENGTH} characters")
     if not isinstance(expires, (int, float)) or isinstance(expires, bool) or expires in (math.inf, -math.inf) or expires != expires:
         raise IdentityError("malformed", "identity token needs an 'exp' claim (unix time)")

@@ -12,6 +12,7 @@ redis pair    two `cookiebridge serve` processes on one Redis, with sites https:
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,9 @@ from e2e.servers import ServerThread, csp_stripping_proxy, hostile_app
 from tests.processes import BridgeProcess, free_port
 from tests.redis_server import RedisServer
 
-SECRET = "e2e-secret-key-0123456789abcdef"
-IDENTITY_SECRET = "e2e-identity-key-0123456789abcdef"
+# Fresh per run, like real keys: a memorable test key would trip the bridge's weak-key warning in every log.
+SECRET = secrets.token_urlsafe(32)
+IDENTITY_SECRET = secrets.token_urlsafe(32)
 COOKIE = "customer-defined-session-cookie"
 RESULTS = Path(__file__).parent / "results"
 

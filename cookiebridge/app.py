@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from . import __version__
-from .assets import IMMUTABLE_CACHE, STABLE_CACHE, Asset, build_assets
+from .assets import Asset, build_assets, etag_of
 from .api import Api
 from .config import SETTINGS_ENV, Settings, load_settings
 from .handoff import HandoffCodes
@@ -23,26 +25,93 @@ from .stores import Store, StoreUnavailable, open_store
 logger = logging.getLogger("cookiebridge")
 
 
-class AssetEndpoint:
-    """Serves one prebuilt file: headers are computed once, conditional requests answered with 304."""
+class PreparedFile:
+    """Serves one URL of a prebuilt file as a raw ASGI app. The headers of every response (each precompressed copy,
+    its 304) are encoded once at start-up, so a request costs a dict lookup and two `send` calls: profiling showed
+    Starlette's middleware, routing and per-request header building taking most of a static file's time
+    (bench/profile_serve.py)."""
 
-    def __init__(self, asset: Asset, cache_control: str) -> None:
-        self.etag = asset.etag
-        self.body = asset.body
-        self.headers = {**asset.headers, "Cache-Control": cache_control, "ETag": self.etag}
-        self.media_type = asset.content_type
+    def __init__(self, asset: Asset, *, immutable: bool) -> None:
+        headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                   for name, value in asset.response_headers(immutable=immutable).items()]
+        if asset.encodings:  # the body depends on Accept-Encoding, for every client of this URL
+            headers.append((b"vary", b"Accept-Encoding"))
+        # encoding ("" = the file itself) -> (ETag, 200 headers, body, 304 headers)
+        self.variants: dict[str, tuple[bytes, tuple, bytes, tuple]] = {}
+        for encoding, body in {"": asset.body, **asset.encodings}.items():
+            etag = (asset.etag if not encoding else etag_of(body)).encode("ascii")
+            common = [*headers, (b"etag", etag), *([(b"content-encoding", encoding.encode())] if encoding else [])]
+            ok = (*common, (b"content-length", str(len(body)).encode()))
+            not_modified = tuple(pair for pair in common if pair[0] not in (b"content-type", b"content-encoding"))
+            self.variants[encoding] = (etag, ok, body, not_modified)
+        self.encodings = tuple(asset.encodings)
 
-    def _matches(self, request: Request) -> bool:
-        header = request.headers.get("if-none-match")
-        if not header:
-            return False
-        tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-        return self.etag in tags or "*" in tags
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        accept = if_none_match = b""
+        for name, value in scope["headers"]:
+            if name == b"accept-encoding":
+                accept = value
+            elif name == b"if-none-match":
+                if_none_match = value
+        encoding = _choose_encoding(accept, self.encodings) if accept and self.encodings else ""
+        etag, ok, body, not_modified = self.variants[encoding]
+        # Fresh message objects per request: middleware may add headers to a message's list in place.
+        if if_none_match and _etag_matches(if_none_match, etag):
+            await send({"type": "http.response.start", "status": 304, "headers": list(not_modified)})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await send({"type": "http.response.start", "status": 200, "headers": list(ok)})
+            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
-    async def handle(self, request: Request) -> Response:
-        if self._matches(request):
-            return Response(status_code=304, headers=self.headers)
-        return Response(self.body, media_type=self.media_type, headers=self.headers)
+
+def _etag_matches(header: bytes, etag: bytes) -> bool:
+    tags = {tag.strip().removeprefix(b"W/") for tag in header.split(b",")}
+    return etag in tags or b"*" in tags
+
+
+@functools.lru_cache(maxsize=256)
+def _codings(header: bytes) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """(accepted, refused) codings of an Accept-Encoding value, by q > 0 or q = 0. Cached: browsers send a handful
+    of distinct values."""
+    accepted, refused = set(), set()
+    for item in header.lower().split(b","):
+        coding, _, params = item.partition(b";")
+        quality = 1.0
+        for param in params.split(b";"):
+            key, _, value = param.partition(b"=")
+            if key.strip() == b"q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        (accepted if quality > 0 else refused).add(coding.strip())
+    return frozenset(accepted), frozenset(refused)
+
+
+def _choose_encoding(header: bytes, available: tuple[str, ...]) -> str:
+    accepted, refused = _codings(header[:512])  # real browsers' values are short; a long tail is ignored
+    for encoding in available:  # ENCODINGS order: br, then gzip
+        coding = encoding.encode()
+        if coding in accepted or (b"*" in accepted and coding not in refused):
+            return encoding
+    return ""
+
+
+class BridgeApp(Starlette):
+    """Starlette with a fast path in front: GET and HEAD of a prebuilt file skip the middleware and the router.
+    Everything else (the API, /healthz, 404s, other methods on the files) goes through Starlette."""
+
+    def __init__(self, files: dict[str, PreparedFile], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.files = files  # URL path -> prepared file
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            file = self.files.get(scope["path"])
+            if file is not None:
+                await file(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 async def healthz(request: Request) -> Response:
@@ -59,13 +128,14 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "method-not-allowed", "message": message}, status_code=405, headers=allow)
 
 
-def asset_routes(assets: list[Asset]) -> list[Route]:
-    routes = []
-    for asset in assets:
-        routes.append(Route("/" + asset.name, AssetEndpoint(asset, STABLE_CACHE).handle, methods=["GET", "HEAD"]))
-        if asset.hashed_name:
-            routes.append(Route("/" + asset.hashed_name, AssetEndpoint(asset, IMMUTABLE_CACHE).handle, methods=["GET", "HEAD"]))
-    return routes
+def prepare_files(assets: list[Asset]) -> dict[str, PreparedFile]:
+    """URL path -> prepared file, for every name of every asset (stable and content-hashed)."""
+    return {"/" + name: PreparedFile(asset, immutable=immutable) for asset in assets for name, immutable in asset.urls.items()}
+
+
+def asset_routes(files: dict[str, PreparedFile]) -> list[Route]:
+    # Only reached for the methods the fast path leaves to Starlette, which then answers 405.
+    return [Route(path, file, methods=["GET", "HEAD"]) for path, file in files.items()]
 
 
 PURGE_INTERVAL = 60.0
@@ -80,7 +150,7 @@ async def purge_periodically(store: Store) -> None:
             logger.warning("cookiebridge: could not purge expired entries: %s", error)
 
 
-def create_app(settings: Settings, store: Store | None = None) -> Starlette:
+def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
     """The bridge app. `store` defaults to the configured one, opened lazily and closed at shutdown."""
     assets = build_assets(settings.trusted_origins, settings.cookie_names, settings.cookie_max_age)
     store = store or open_store(settings.store)
@@ -97,8 +167,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             purger.cancel()
             await store.aclose()
 
-    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]), *asset_routes(assets), *api.routes()]
-    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: method_not_allowed}, lifespan=lifespan)
+    files = prepare_files(assets)
+    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]), *asset_routes(files), *api.routes()]
+    app = BridgeApp(files, routes=routes, exception_handlers={404: not_found, 405: method_not_allowed}, lifespan=lifespan)
     app.state.settings = settings
     app.state.assets = {asset.name: asset for asset in assets}
     app.state.store = store

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import base64
+import functools
+import gzip
 import hashlib
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -15,10 +17,20 @@ import rjsmin
 
 from .resources import resource_dir
 
+try:  # optional (`pip install cookiebridge[brotli]`): without it there are no .br copies
+    import brotli
+except ImportError:  # pragma: no cover - depends on the installation
+    brotli = None
+
 SCRIPTS = ("cookie-provider", "iframe", "chat-finalizer", "web-engagement")
 IFRAME_PAGE = "iframe.html"
 STABLE_CACHE = "public, max-age=300"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
+# The precompressed copies, in order of preference when a client accepts several.
+ENCODINGS = ("br", "gzip")
+# Headers every server derives itself, so they are not in response_headers() nor in the nginx/_headers output:
+# the length, the validators, and which copy was sent (Content-Encoding, with Vary: Accept-Encoding).
+SERVER_HEADERS = frozenset({"content-length", "etag", "last-modified", "content-encoding", "vary"})
 JS_TYPE = "text/javascript; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
 
@@ -33,11 +45,41 @@ class Asset:
 
     @property
     def etag(self) -> str:
-        return '"' + hashlib.sha256(self.body).hexdigest()[:20] + '"'
+        return etag_of(self.body)
 
     @property
     def integrity(self) -> str:
         return "sha384-" + base64.b64encode(hashlib.sha384(self.body).digest()).decode("ascii")
+
+    @property
+    def urls(self) -> dict[str, bool]:
+        """Every name this file is served under -> whether that URL is immutable (the content-hashed copy)."""
+        return {self.name: False, **({self.hashed_name: True} if self.hashed_name else {})}
+
+    def response_headers(self, *, immutable: bool) -> dict[str, str]:
+        """The headers of a 200 for this file under a stable or a hashed URL, whoever serves it (`serve`, or the
+        nginx snippet and _headers file of `build`), apart from SERVER_HEADERS."""
+        return {"Content-Type": self.content_type, **self.headers, "Cache-Control": cache_control(immutable=immutable)}
+
+    @functools.cached_property
+    def encodings(self) -> dict[str, bytes]:
+        """Precompressed copies, made once and only where smaller: encoding -> bytes. Deterministic: gzip at level
+        9 with mtime 0 (so `build` output is byte-identical run to run), brotli at quality 11 if installed."""
+        copies = {"gzip": gzip.compress(self.body, compresslevel=9, mtime=0)}
+        if brotli is not None:
+            copies["br"] = brotli.compress(self.body, quality=11)
+        return {encoding: copies[encoding] for encoding in ENCODINGS
+                if encoding in copies and len(copies[encoding]) < len(self.body)}
+
+
+def cache_control(*, immutable: bool) -> str:
+    """Hashed names never change content: cached for a year. Stable names and iframe.html: five minutes, then
+    revalidated with the validators (ETag, or nginx's Last-Modified)."""
+    return IMMUTABLE_CACHE if immutable else STABLE_CACHE
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
 
 
 def minify(source: str) -> str:

@@ -118,6 +118,45 @@ def check(config_file: str | None, **flags: Any) -> None:
         click.echo(line, err=True)
 
 
+@main.command(name="build")
+@click.option("--out", "out_dir", metavar="DIR", help="Directory to write the files into (created if missing).")
+@click.option("--public-url", metavar="URL", help="Where the files will be served, e.g. https://bridge.example.com/.")
+@click.option("--with-api", is_flag=True, help="`cookiebridge serve` also answers the JSON API at PUBLIC_URL/api/v1/ "
+              "(link handoff, identity); without it the iframe page tells the provider there is none.")
+@click.option("--nginx-root", metavar="PATH", help="Where the files will sit on the nginx host [the --out directory].")
+@setting_options
+def build_command(config_file: str | None, out_dir: str | None, public_url: str | None, with_api: bool,
+                  nginx_root: str | None, **flags: Any) -> None:
+    """Write the bridge as static files for a CDN or web server, with their headers and the script tag."""
+    from .build import BuildError, build
+
+    for option, value in (("--out", out_dir), ("--public-url", public_url)):
+        if not value:
+            raise click.exceptions.Exit(_fail(f"{option} is required, e.g. cookiebridge build --out dist "
+                                              "--public-url https://bridge.example.com/"))
+    settings = settings_from_flags(config_file, **flags)
+    try:
+        result = build(settings, out_dir, public_url, api=with_api, web_root=nginx_root)
+    except BuildError as exc:
+        raise click.exceptions.Exit(_fail(str(exc))) from None
+    notes = describe_start(settings) if settings.embedded_default else [
+        f"cookiebridge: warning: {note}" for note in settings.warnings()
+        if with_api or not note.startswith("secret_key")  # a static build signs nothing
+    ]
+    if not result.brotli:
+        notes.append("cookiebridge: note: brotli is not installed, so there are no .br copies (pip install brotli)")
+    for line in notes:
+        click.echo(line, err=True)
+    out = result.out_dir
+    click.echo(f"cookiebridge: {len(result.files)} files in {out} ({len(result.written)} changed) for "
+               f"{result.public_url}")
+    click.echo(f"Serve them with the headers in {out / 'nginx.conf'} (nginx) or {out / '_headers'} "
+               "(Netlify, Cloudflare Pages).")
+    click.echo(f"IFRAME_URL: {result.iframe_url}")
+    click.echo("Script tag for every page of every trusted site:")
+    click.echo(result.script_tag)
+
+
 @main.command()
 @click.option("--port", default=8443, show_default=True, help="Port of the bridge and of both demo sites.")
 @click.option("--bridge-host", default="127.0.0.1", show_default=True, help="Loopback address of the bridge.")

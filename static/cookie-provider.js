@@ -1,262 +1,184 @@
 /*! cookiebridge cookie-provider | MIT License | https://github.com/cookiebridge/cookiebridge */
 // Drop-in for the Genesys "persistent chat across domains" cookie-provider: same names, same arguments.
 // Every method returns a Promise that resolves (never rejects) within the timeout, whatever the bridge does.
-(function (window, document) {
-  'use strict';
-  if (window.CookieProvider && window.CookieProvider.cookiebridge) return;
-  var VERSION = 1;
-  var DEFAULT_TIMEOUT = 3000;
-  var DEFAULT_MAX_AGE = 30 * 24 * 3600;
-  var channels = {};
-  var sequence = 0;
+//
+// Every page of every site downloads this file, and rjsmin only strips comments and whitespace, so the source is
+// written for size: ES2018 (the fetch, AbortController and URL it needs came no earlier), closures rather than
+// objects for internal state, short names for locals (e = event, r = reply, u = URL, p = provider) and terse
+// warnings. Public names, options, error codes, the message protocol and the API paths are fixed.
+(() => {
+  if (window.CookieProvider && CookieProvider.cookiebridge) return;
+  const HANDOFF = 'cb-handoff='; // the fragment parameter that carries a handoff code
+  const channels = {}; // iframe URL -> channel
+  const providers = [];
+  let sequence = 0;
 
-  function warn(message) {
-    if (window.console && console.warn) console.warn('cookiebridge: ' + message);
-  }
+  const warn = message => console.warn('cookiebridge: ' + message);
+  const failed = error => ({ ok: false, error }); // a reply, as the iframe and the API give them
 
-  // The current site's own (first-party) cookie, as the raw string the widget's Cookie helper wrote.
-  function readRaw(name) {
-    var parts = document.cookie ? document.cookie.split('; ') : [];
-    for (var i = 0; i < parts.length; i++) {
-      var eq = parts[i].indexOf('=');
-      if (parts[i].slice(0, eq) === name) return parts[i].slice(eq + 1);
+  // This site's own (first-party) cookie, as the raw string the widget's Cookie helper wrote.
+  const read = name => {
+    for (const c of document.cookie ? document.cookie.split('; ') : []) {
+      const eq = c.indexOf('=');
+      if (c.slice(0, eq) === name) return c.slice(eq + 1);
     }
     return null;
-  }
+  };
 
-  function writeRaw(name, raw, maxAge) {
+  const write = (name, raw, maxAge) => {
     if (/[;\x00-\x1f\x7f]/.test(raw)) return false;
     document.cookie = name + '=' + raw + '; Path=/; Max-Age=' + maxAge + '; SameSite=Lax' +
-      (location.protocol === 'https:' ? '; Secure' : '');
-    return maxAge <= 0 || readRaw(name) === raw;
-  }
+      (location.protocol == 'https:' ? '; Secure' : '');
+    return maxAge <= 0 || read(name) === raw;
+  };
 
   // One hidden iframe per iframe URL, shared by every provider on the page. Requests wait for a handshake
   // (the iframe announces itself; hellos are retried in case that was missed), so nothing sent early is lost.
-  function Channel(url) {
-    var self = this;
-    self.origin = new URL(url, location.href).origin;
-    self.pending = {};
-    self.queue = [];
-    self.info = {};
-    self.frame = document.createElement('iframe');
-    self.frame.src = url;
-    self.frame.title = 'cookiebridge';
-    self.frame.setAttribute('aria-hidden', 'true');
-    self.frame.tabIndex = -1;
-    self.frame.style.cssText = 'display:none!important';
-    self.frame.addEventListener('load', function () {
-      if (!self.ready) self.hello();
-    });
-    (document.body || document.documentElement).appendChild(self.frame);
-    window.addEventListener('message', function (event) {
-      self.receive(event);
-    });
-  }
-
-  Channel.prototype.post = function (request) {
-    try {
-      this.frame.contentWindow.postMessage(request, this.origin);
-    } catch (e) { /* frame removed or not yet navigated: the request times out */ }
-  };
-
-  Channel.prototype.receive = function (event) {
-    var data = event.data;
-    if (event.source !== this.frame.contentWindow || event.origin !== this.origin) return;
-    if (!data || typeof data !== 'object' || data.cookiebridge !== VERSION || typeof data.id !== 'string') return;
-    if (data.id === 'ready' || data.id === 'hello') {
-      if (!this.ready) {
-        this.ready = true;
-        this.info = data.value || {};
-        var queued = this.queue;
-        this.queue = [];
-        for (var i = 0; i < queued.length; i++) this.post(queued[i]);
+  // Every message carries cookiebridge: 1, the protocol version.
+  const openChannel = url => {
+    const frame = document.createElement('iframe'), origin = new URL(url).origin;
+    const channel = { info: {} }; // info: the iframe's hello (version, maxAge, origins, api)
+    const pending = {}; // request id -> settle(reply); settle.request is the message, posted once ready
+    let ready, polling;
+    const post = message => {
+      try {
+        frame.contentWindow.postMessage(message, origin);
+      } catch { /* frame removed or not yet navigated: the request times out */ }
+    };
+    const hello = () => post({ cookiebridge: 1, id: 'hello', op: 'hello' });
+    // Retries for engines where neither the announcement nor a load event arrives; the first waits a little,
+    // since a hello that reaches the iframe before its page has loaded is dropped (with a console warning).
+    // It stops once no request waits.
+    const retry = delay => {
+      polling = setTimeout(() => {
+        if (ready || !Object.keys(pending).length) return polling = 0;
+        hello();
+        retry(Math.min(delay * 2, 1e3));
+      }, delay);
+    };
+    frame.src = url;
+    frame.title = 'cookiebridge';
+    frame.style.cssText = 'display:none!important'; // inline and important: out of layout, focus and a11y tree
+    frame.onload = () => ready || hello();
+    (document.body || document.documentElement).appendChild(frame);
+    addEventListener('message', e => {
+      const data = e.data, id = data && data.id;
+      if (e.source !== frame.contentWindow || e.origin !== origin || !data || data.cookiebridge !== 1) return;
+      if (id === 'ready' || id === 'hello') {
+        if (!ready) {
+          ready = channel.info = data.value || {}; // an object: truthy from now on
+          for (const id in pending) post(pending[id].request);
+        }
+      } else if (typeof id == 'string' && pending[id]) {
+        pending[id](data);
       }
-      return;
-    }
-    var settle = this.pending[data.id];
-    if (settle) settle(data);
-  };
-
-  Channel.prototype.hello = function () {
-    this.post({ cookiebridge: VERSION, id: 'hello', op: 'hello' });
-  };
-
-  // Retries for engines where neither the announcement nor a load event arrives; the first waits a little,
-  // since a hello that reaches the iframe before its page has loaded is dropped (with a console warning).
-  Channel.prototype.handshake = function () {
-    var self = this, delay = 300;
-    if (self.polling) return;
-    self.polling = true;
-    setTimeout(function retry() {
-      if (self.ready || !self.queue.length) {
-        self.polling = false;
-        return;
-      }
-      self.hello();
-      delay = Math.min(delay * 2, 1000);
-      setTimeout(retry, delay);
-    }, delay);
-  };
-
-  Channel.prototype.call = function (request, timeout) {
-    var self = this;
-    return new Promise(function (resolve) {
-      var id = 'r' + (++sequence) + '.' + Math.random().toString(36).slice(2);
-      var timer = setTimeout(function () {
-        settle({ ok: false, error: 'timeout' });
-      }, timeout);
-      function settle(reply) {
-        var queued = self.queue.indexOf(request);
-        if (queued >= 0) self.queue.splice(queued, 1);
+    });
+    channel.call = (request, timeout) => new Promise(resolve => {
+      // Ids need only be unique per channel: replies are matched by the frame they come from.
+      const id = request.id = 'r' + ++sequence;
+      const settle = pending[id] = reply => {
         clearTimeout(timer);
-        delete self.pending[id];
+        delete pending[id];
         resolve(reply);
-      }
-      request.cookiebridge = VERSION;
-      request.id = id;
-      self.pending[id] = settle;
-      if (self.ready) {
-        self.post(request);
-      } else {
-        self.queue.push(request);
-        self.handshake();
-      }
+      };
+      const timer = setTimeout(settle, timeout, failed('timeout'));
+      request.cookiebridge = 1;
+      settle.request = request;
+      if (ready) post(request);
+      else polling || retry(300);
     });
+    return channel;
   };
-
-  function channelFor(url) {
-    return channels[url] || (channels[url] = new Channel(url));
-  }
 
   // The bridge's JSON API (link handoff, signed identity), called with CORS "simple" requests: no preflight.
-  function api(base, path, body, timeout) {
-    var controller = new AbortController();
-    var timer = setTimeout(function () {
-      controller.abort();
-    }, timeout);
-    return fetch(base + path, { method: 'POST', body: JSON.stringify(body), credentials: 'omit', signal: controller.signal })
-      .then(function (response) {
-        return response.json().then(function (data) {
-          return response.ok ? { ok: true, value: data } : { ok: false, error: data.error || 'http-' + response.status };
-        });
-      })
-      .then(null, function () {
-        return { ok: false, error: controller.signal.aborted ? 'timeout' : 'unreachable' };
-      })
-      .then(function (reply) {
-        clearTimeout(timer);
-        return reply;
-      });
-  }
+  const api = async (p, path, body) => {
+    const abort = new AbortController(), timer = setTimeout(() => abort.abort(), p.timeout);
+    try {
+      const response = await fetch(p.api + path,
+        { method: 'POST', body: JSON.stringify(body), credentials: 'omit', signal: abort.signal });
+      const data = await response.json();
+      return response.ok ? { ok: true, value: data } : failed(data.error || 'http-' + response.status);
+    } catch {
+      return failed(abort.signal.aborted ? 'timeout' : 'unreachable');
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 
   // A handoff code arrives in the fragment (#cb-handoff=CODE). It leaves the address bar before any other script
   // can read or bookmark it; the first provider on the page redeems it.
-  var HANDOFF = 'cb-handoff=';
-  var MECHANISMS = ['handoff', 'identity', 'iframe'];
-  var arrival = (function () {
-    var hash = location.hash, at = hash.indexOf(HANDOFF);
-    if (at < 0) return null;
-    var code = hash.slice(at + HANDOFF.length).split('&')[0];
-    var rest = (hash.slice(1, at) + hash.slice(at + HANDOFF.length + code.length + 1)).replace(/^&|&$/g, '');
+  const arrival = (() => {
+    const hash = location.hash, at = hash.indexOf(HANDOFF), end = at + HANDOFF.length;
+    if (at < 0) return;
+    const code = hash.slice(end).split('&')[0];
+    const rest = (hash.slice(1, at) + hash.slice(end + code.length + 1)).replace(/^&|&$/g, '');
     try {
       history.replaceState(history.state, '', location.pathname + location.search + (rest ? '#' + rest : ''));
-    } catch (e) { /* sandboxed document: the code stays visible but is single-use */ }
-    return { code: code };
+    } catch { /* sandboxed document: the code stays visible but is single-use */ }
+    return { code };
   })();
 
-  function redeemArrival(provider) {
-    if (!arrival) return Promise.resolve(null);
-    if (!arrival.reply) arrival.reply = api(provider.api, 'handoff/redeem', { code: arrival.code }, provider.timeout);
-    return arrival.reply.then(function (reply) {
-      if (!reply.ok) return provider.fail('handoff', reply.error, null);
-      return reply.value.name === provider.name ? reply.value.value : null;
-    });
-  }
+  // Handoff codes come from the bridge's JSON API; an iframe page built without one (cookiebridge build) says api: false.
+  const hasApi = p => !p.channel || p.channel.info.api !== false;
 
   // Links to the other trusted sites carry a fresh handoff code. Codes are fetched when the pointer or focus
   // lands on such a link and put on the link at click time; a click that comes first waits for its code.
-  var providers = [];
-  var CODE_LIFETIME = 45000;
-
-  function destinationOf(link) {
-    var href = link && link.href, url;
-    if (!href || typeof href !== 'string' || link.hasAttribute('download')) return null;
+  const destinationOf = ({ target }) => {
+    const link = target.closest && target.closest('a,area'), href = link && link.href;
+    let u;
+    // An SVG <a> has an object for href: skipped, as are downloads and links that are no URL.
+    if (!href || typeof href != 'string' || link.hasAttribute('download')) return;
     try {
-      url = new URL(href, location.href);
-    } catch (e) {
-      return null;
-    }
-    if (url.origin === location.origin || !/^https?:$/.test(url.protocol)) return null;
-    for (var i = 0; i < providers.length; i++) {
-      var provider = providers[i], origins = provider.origins();
-      if (provider.handoff && readRaw(provider.name) !== null && origins.indexOf(url.origin) >= 0) {
-        return { provider: provider, url: url };
-      }
-    }
-    return null;
-  }
-
-  function linkOf(event) {
-    var node = event.target;
-    while (node && node.nodeName !== 'A' && node.nodeName !== 'AREA') node = node.parentNode;
-    return node;
-  }
-
-  function codeFor(provider, origin) {
-    var cached = provider.codes[origin];
-    if (cached && cached.expires > Date.now()) return cached.reply;
-    var body = { name: provider.name, value: readRaw(provider.name), destination: origin };
-    var entry = { reply: api(provider.api, 'handoff', body, provider.timeout), expires: Date.now() + CODE_LIFETIME };
-    provider.codes[origin] = entry;
-    entry.reply.then(function (result) {
-      if (result.ok) entry.code = result.value.code;
-      else if (provider.codes[origin] === entry) delete provider.codes[origin];
-    });
-    return entry.reply;
-  }
-
-  function decorated(url, code) {
-    var hash = url.hash.slice(1);
-    return url.href.split('#')[0] + '#' + (hash ? hash + '&' : '') + HANDOFF + code;
-  }
-
-  function prefetch(event) {
-    var target = destinationOf(linkOf(event));
-    if (target) codeFor(target.provider, target.url.origin);
-  }
-
-  function onClick(event) {
-    var link = linkOf(event), target = !event.defaultPrevented && destinationOf(link);
-    if (!target) return;
-    var provider = target.provider, origin = target.url.origin, cached = provider.codes[origin];
-    var code = cached && cached.expires > Date.now() && cached.code; // set once the prefetch has answered
-    if (code) {
-      var original = link.getAttribute('href');
-      link.href = decorated(target.url, code);
-      delete provider.codes[origin]; // single use
-      setTimeout(function () {
-        link.setAttribute('href', original);
-      }, 0);
+      u = new URL(href, location);
+    } catch {
       return;
     }
-    var plain = event.button === 0 && !event.ctrlKey && !event.metaKey && !event.shiftKey && !event.altKey;
-    var frame = link.target && link.target !== '_self';
-    if (!plain || frame) return; // a new tab or window cannot be opened after waiting; it goes without a code
-    event.preventDefault();
-    provider.decorate(target.url.href).then(function (href) {
-      location.assign(href);
-    });
-  }
+    if (u.origin == location.origin || !/^https?:$/.test(u.protocol)) return;
+    const p = providers.find(p => p.handoff && hasApi(p) && read(p.name) !== null && p.origins().includes(u.origin));
+    return p && [p, u, link];
+  };
 
-  function listen() {
-    if (listen.done) return;
-    listen.done = true;
-    window.addEventListener('pointerdown', prefetch, true);
-    window.addEventListener('touchstart', prefetch, true);
-    window.addEventListener('focusin', prefetch, true);
-    window.addEventListener('click', onClick, false); // bubbling: the page's own handlers have had their say
-  }
+  // Codes are reused for 45 s (the bridge keeps them 60 s by default) and dropped when used or refused.
+  const codeFor = (p, origin) => {
+    const cached = p.codes[origin], now = Date.now();
+    if (cached && cached.expires > now) return cached.reply;
+    const entry = p.codes[origin] = {
+      expires: now + 45e3,
+      reply: api(p, 'handoff', { name: p.name, value: read(p.name), destination: origin }),
+    };
+    entry.reply.then(r => {
+      if (r.ok) entry.code = r.value.code;
+      else if (p.codes[origin] == entry) delete p.codes[origin];
+    });
+    return entry.reply;
+  };
+
+  const decorated = (u, code) => {
+    const hash = u.hash.slice(1);
+    return u.href.split('#')[0] + '#' + (hash && hash + '&') + HANDOFF + code;
+  };
+
+  const prefetch = e => {
+    const [p, u] = destinationOf(e) || [];
+    if (p) codeFor(p, u.origin);
+  };
+
+  const onClick = e => {
+    const [p, u, link] = !e.defaultPrevented && destinationOf(e) || [];
+    if (!p) return;
+    const cached = p.codes[u.origin], code = cached && cached.expires > Date.now() && cached.code; // once prefetched
+    if (code) {
+      const original = link.getAttribute('href');
+      link.href = decorated(u, code);
+      delete p.codes[u.origin]; // single use
+      setTimeout(() => link.setAttribute('href', original));
+    } else if (e.button === 0 && !e.ctrlKey && !e.metaKey && !e.shiftKey && !e.altKey &&
+               (!link.target || link.target == '_self')) {
+      // A new tab or window cannot be opened after waiting; those go without a code.
+      e.preventDefault();
+      p.navigate(u.href);
+    }
+  };
 
   /**
    * new CookieProvider(SESSION_COOKIE_NAME, IFRAME_URL, showThirdPartyCookieNotification)
@@ -266,170 +188,166 @@
    */
   function CookieProvider(name, iframeUrl, options) {
     if (!(this instanceof CookieProvider)) return new CookieProvider(name, iframeUrl, options);
-    var opts = typeof options === 'function' ? { onThirdPartyCookies: options } : options || {};
-    this.name = String(name);
-    this.callback = opts.onThirdPartyCookies;
-    this.onError = opts.onError;
-    this.timeout = opts.timeout > 0 ? +opts.timeout : DEFAULT_TIMEOUT;
-    this.maxAge = opts.maxAge > 0 ? Math.floor(opts.maxAge) : 0;
-    this.identity = opts.identity;
-    this.handoff = opts.handoff !== false;
-    this.trusted = opts.origins;
-    this.codes = {};
-    this.restoredFrom = null;
+    const o = typeof options == 'function' ? { onThirdPartyCookies: options } : options || {};
+    Object.assign(this, {
+      name: String(name),
+      callback: o.onThirdPartyCookies,
+      onError: o.onError,
+      timeout: o.timeout > 0 ? +o.timeout : 3000,
+      maxAge: o.maxAge > 0 ? Math.floor(o.maxAge) : 0,
+      identity: o.identity,
+      handoff: o.handoff !== false,
+      trusted: o.origins,
+      codes: {}, // destination origin -> { expires, reply, code }
+      restoredFrom: null,
+      channel: null,
+      api: 'about:invalid/',
+    });
     try {
-      var url = new URL(iframeUrl, location.href);
-      this.api = new URL('api/v1/', url).href;
-      this.channel = channelFor(url.href);
-    } catch (e) {
-      this.channel = null;
-      this.api = 'about:invalid/';
-      warn('IFRAME_URL ' + JSON.stringify(String(iframeUrl)) + ' is not a URL; expected e.g. https://bridge.example.com/iframe.html');
+      const u = new URL(iframeUrl, location);
+      this.channel = channels[u] || (channels[u] = openChannel(u.href));
+      this.api = new URL('api/v1/', u).href;
+    } catch {
+      warn('bad IFRAME_URL ' + iframeUrl);
     }
-    providers.push(this);
-    listen();
+    if (providers.push(this) == 1) {
+      for (const type of ['pointerdown', 'touchstart', 'focusin']) addEventListener(type, prefetch, true);
+      addEventListener('click', onClick); // bubbling: the page's own handlers have had their say
+    }
   }
 
-  CookieProvider.cookiebridge = VERSION;
+  CookieProvider.cookiebridge = 1;
 
-  CookieProvider.prototype.origins = function () {
-    return this.trusted || (this.channel && this.channel.info.origins) || [];
-  };
+  Object.assign(CookieProvider.prototype, {
+    origins() {
+      return this.trusted || (this.channel && this.channel.info.origins) || [];
+    },
 
-  CookieProvider.prototype.request = function (request) {
-    if (!this.channel) return Promise.resolve({ ok: false, error: 'no-bridge' });
-    return this.channel.call(request, this.timeout);
-  };
+    async request(request) {
+      return this.channel ? this.channel.call(request, this.timeout) : failed('no-bridge');
+    },
 
-  CookieProvider.prototype.token = function () {
-    var identity = this.identity;
-    try {
-      return typeof identity === 'function' ? identity() : identity;
-    } catch (e) {
-      return null;
-    }
-  };
-
-  CookieProvider.prototype.fail = function (operation, error, result) {
-    warn(operation + ' failed: ' + error);
-    if (typeof this.onError === 'function') {
+    token() {
+      const identity = this.identity;
       try {
-        this.onError(operation, error);
-      } catch (e) { /* a broken callback must not break the page */ }
-    }
-    return result;
-  };
+        return typeof identity == 'function' ? identity() : identity;
+      } catch {
+        return null;
+      }
+    },
 
-  CookieProvider.prototype.fromIdentity = function () {
-    var self = this, token = self.token();
-    if (!token) return Promise.resolve(null);
-    return api(self.api, 'identity/load', { token: token, name: self.name }, self.timeout).then(function (reply) {
-      return reply.ok ? reply.value.value : self.fail('identity', reply.error, null);
-    });
-  };
+    fail(operation, error, result) {
+      warn(operation + ' failed: ' + error);
+      try {
+        if (typeof this.onError == 'function') this.onError(operation, error);
+      } catch { /* a broken callback must not break the page */ }
+      return result;
+    },
 
-  CookieProvider.prototype.fromFrame = function () {
-    var self = this;
-    return self.request({ op: 'get', name: self.name }).then(function (reply) {
-      return reply.ok ? reply.value : self.fail('loadCookie', reply.error, null);
-    });
-  };
+    // The value a handoff code in this page's URL carries for this provider's cookie, or null.
+    async fromHandoff() {
+      if (!arrival) return null;
+      const r = await (arrival.reply = arrival.reply || api(this, 'handoff/redeem', { code: arrival.code }));
+      if (!r.ok) return this.fail('handoff', r.error, null);
+      return r.value.name === this.name ? r.value.value : null;
+    },
 
-  // Resolves with the restored raw value once it is written as this site's cookie, or null. Mechanisms, in order:
-  // a handoff code in the URL (the customer just followed a link), the signed identity, the iframe's cookie.
-  CookieProvider.prototype.loadCookie = function () {
-    var self = this, mechanisms = [redeemArrival, function (p) { return p.fromIdentity(); }, function (p) { return p.fromFrame(); }];
-    function next(index) {
-      if (index === mechanisms.length) return Promise.resolve(null);
-      return mechanisms[index](self).then(function (value) {
-        if (typeof value !== 'string' || !value) return next(index + 1);
-        var maxAge = self.maxAge || (self.channel && self.channel.info.maxAge) || DEFAULT_MAX_AGE;
-        if (!writeRaw(self.name, value, maxAge)) return self.fail('loadCookie', 'not-written', null);
-        self.restoredFrom = MECHANISMS[index]; // for diagnostics: which mechanism carried the session
-        return value;
-      });
-    }
-    return next(0);
-  };
+    async fromIdentity() {
+      const token = this.token();
+      if (!token) return null;
+      const r = await api(this, 'identity/load', { token, name: this.name });
+      return r.ok ? r.value.value : this.fail('identity', r.error, null);
+    },
 
-  // Resolves true once the bridge holds this site's current session cookie (iframe cookie and/or identity).
-  CookieProvider.prototype.saveCookie = function () {
-    var self = this, raw = readRaw(self.name), token = self.token();
-    if (raw === null) return Promise.resolve(false);
-    var saves = [self.request({ op: 'set', name: self.name, value: raw })];
-    if (token) saves.push(api(self.api, 'identity/save', { token: token, name: self.name, value: raw }, self.timeout));
-    return Promise.all(saves).then(function (replies) {
-      var saved = false;
-      for (var i = 0; i < replies.length; i++) saved = replies[i].ok || self.fail('saveCookie', replies[i].error, saved);
-      return saved;
-    });
-  };
+    async fromFrame() {
+      const r = await this.request({ op: 'get', name: this.name });
+      return r.ok ? r.value : this.fail('loadCookie', r.error, null);
+    },
 
-  // Forgets the session here and on the bridge, so an ended chat is not restored on the next domain.
-  CookieProvider.prototype.removeCookie = function () {
-    var self = this, token = self.token();
-    writeRaw(self.name, '', 0);
-    self.codes = {};
-    var removals = [self.request({ op: 'remove', name: self.name })];
-    if (token) removals.push(api(self.api, 'identity/delete', { token: token, name: self.name }, self.timeout));
-    return Promise.all(removals).then(function (replies) {
-      return replies[0].ok || self.fail('removeCookie', replies[0].error, false);
-    });
-  };
-
-  // Resolves a link to another trusted site with a handoff code for the current session (or unchanged).
-  CookieProvider.prototype.decorate = function (href) {
-    var url = new URL(href, location.href), self = this;
-    if (readRaw(self.name) === null || self.origins().indexOf(url.origin) < 0) return Promise.resolve(url.href);
-    return codeFor(self, url.origin).then(function (reply) {
-      delete self.codes[url.origin];
-      return reply.ok ? decorated(url, reply.value.code) : self.fail('handoff', reply.error, url.href);
-    });
-  };
-
-  CookieProvider.prototype.navigate = function (href) {
-    return this.decorate(href).then(function (decoratedHref) {
-      location.assign(decoratedHref);
-    });
-  };
-
-  // Resolves true only when the bridge's cookie is shared by all sites (not blocked, not partitioned). The
-  // callback also gets details: whether links between the sites still carry the chat, and whether identity does.
-  CookieProvider.prototype.cookieTest = function (callback) {
-    var self = this, notify = typeof callback === 'function' ? callback : self.callback;
-    return self.request({ op: 'test' }).then(function (reply) {
-      var enabled = reply.ok === true && reply.value === true;
-      var details = { thirdPartyCookies: enabled, handoff: self.handoff && !!self.channel && self.channel.info.api === true, identity: !!self.token() };
-      if (typeof notify === 'function') {
-        try {
-          notify(enabled, details);
-        } catch (e) {
-          warn('the third-party cookie callback threw: ' + e);
+    // Resolves with the restored raw value once it is written as this site's cookie, or null. Mechanisms, in order:
+    // a handoff code in the URL (the customer just followed a link), the signed identity, the iframe's cookie.
+    async loadCookie() {
+      for (const [mechanism, load] of [['handoff', this.fromHandoff], ['identity', this.fromIdentity], ['iframe', this.fromFrame]]) {
+        const value = await load.call(this);
+        if (typeof value == 'string' && value) {
+          const maxAge = this.maxAge || (this.channel && this.channel.info.maxAge) || 2592e3; // 30 days
+          if (!write(this.name, value, maxAge)) return this.fail('loadCookie', 'not-written', null);
+          this.restoredFrom = mechanism; // for diagnostics: which mechanism carried the session
+          return value;
         }
       }
+      return null;
+    },
+
+    // Resolves true once the bridge holds this site's current session cookie (iframe cookie and/or identity).
+    async saveCookie() {
+      const name = this.name, value = read(name), token = this.token();
+      if (value === null) return false;
+      const replies = await Promise.all([
+        this.request({ op: 'set', name, value }),
+        token ? api(this, 'identity/save', { token, name, value }) : {},
+      ]);
+      let saved = false;
+      for (const r of replies) if (r.error) this.fail('saveCookie', r.error); else saved = saved || !!r.ok;
+      return saved;
+    },
+
+    // Forgets the session here and on the bridge, so an ended chat is not restored on the next domain.
+    async removeCookie() {
+      const name = this.name, token = this.token();
+      write(name, '', 0);
+      this.codes = {};
+      const [r] = await Promise.all([
+        this.request({ op: 'remove', name }),
+        token && api(this, 'identity/delete', { token, name }),
+      ]);
+      return r.ok || this.fail('removeCookie', r.error, false);
+    },
+
+    // Resolves a link to another trusted site with a handoff code for the current session (or unchanged).
+    async decorate(href) {
+      const u = new URL(href, location), origin = u.origin;
+      if (read(this.name) === null || !hasApi(this) || !this.origins().includes(origin)) return u.href;
+      const r = await codeFor(this, origin);
+      delete this.codes[origin];
+      return r.ok ? decorated(u, r.value.code) : this.fail('handoff', r.error, u.href);
+    },
+
+    async navigate(href) {
+      location.assign(await this.decorate(href));
+    },
+
+    // Resolves true only when the bridge's cookie is shared by all sites (not blocked, not partitioned). The
+    // callback also gets details: whether links between the sites still carry the chat, and whether identity does.
+    async cookieTest(callback) {
+      const notify = typeof callback == 'function' ? callback : this.callback;
+      const r = await this.request({ op: 'test' }), enabled = r.ok === true && r.value === true;
+      try {
+        if (typeof notify == 'function') notify(enabled, {
+          thirdPartyCookies: enabled,
+          handoff: this.handoff && !!this.channel && this.channel.info.api === true,
+          identity: !!this.token(),
+        });
+      } catch (error) {
+        warn('callback threw: ' + error);
+      }
       return enabled;
-    });
-  };
+    },
+  });
 
   // Genesys Widgets extension: window._genesys.widgets.extensions.CookieProviderExtension = initCookieProviderExtension(...)
-  function initCookieProviderExtension(name, iframeUrl, options) {
-    var provider = new CookieProvider(name, iframeUrl, options);
-    provider.loadCookie(); // now, while the widget is still loading, so the session cookie is there sooner
-    function extension($, CXBus) {
-      var plugin = CXBus && CXBus.registerPlugin && CXBus.registerPlugin('CookieProviderExtension.' + provider.name);
-      if (!plugin) return warn('could not register the CookieProviderExtension plugin on the widget bus');
-      plugin.subscribe('WebChat.started', function () {
-        provider.saveCookie();
-      });
-      plugin.subscribe('WebChat.ended', function () {
-        provider.removeCookie();
-      });
-      provider.cookieTest();
-    }
-    extension.provider = provider;
+  window.initCookieProviderExtension = (name, iframeUrl, options) => {
+    const p = new CookieProvider(name, iframeUrl, options);
+    p.loadCookie(); // now, while the widget is still loading, so the session cookie is there sooner
+    const extension = ($, CXBus) => {
+      const plugin = CXBus && CXBus.registerPlugin && CXBus.registerPlugin('CookieProviderExtension.' + p.name);
+      if (!plugin) return warn('no widget bus');
+      plugin.subscribe('WebChat.started', () => p.saveCookie());
+      plugin.subscribe('WebChat.ended', () => p.removeCookie());
+      p.cookieTest();
+    };
+    extension.provider = p;
     return extension;
-  }
-
+  };
   window.CookieProvider = CookieProvider;
-  window.initCookieProviderExtension = initCookieProviderExtension;
-})(window, document);
+})();

@@ -1,119 +1,86 @@
 /*! cookiebridge iframe | MIT License | https://github.com/cookiebridge/cookiebridge */
 // Runs inside the hidden iframe on the bridge origin. It answers only its own parent, and only when the
 // parent's origin is exactly one of the trusted origins rendered into iframe.html by the bridge.
-(function (window, document) {
-  'use strict';
-  var VERSION = 1;
-  var MAX_COOKIE_BYTES = 4096; // name + value, what every engine stores at least
-  var TEST_COOKIE = '__cookiebridge_test';
-  var config;
+//
+// Every page view of every site loads it, and rjsmin only strips comments and whitespace, so the source is written
+// for size (ES2018, short locals: e = event, r = request). Messages carry cookiebridge: 1, the protocol version.
+(() => {
+  let config;
   try {
     config = JSON.parse(document.getElementById('cookiebridge-config').textContent);
-  } catch (e) {
+  } catch {
     return;
   }
-  var parent = window.parent;
+  const parent = window.parent;
   if (!config || parent === window) return;
-  var origins = config.origins, names = config.names;
+  const { origins, names, maxAge } = config, TEST = '__cookiebridge_test';
   // Scoped to this page's path so that no other request to the bridge carries the session cookies.
-  var attributes = '; Path=' + location.pathname +
-    (window.isSecureContext ? '; Secure; SameSite=None' : '; SameSite=Lax');
+  const attributes = '; Path=' + location.pathname + (isSecureContext ? '; Secure; SameSite=None' : '; SameSite=Lax');
 
-  function has(list, item) {
-    for (var i = 0; i < list.length; i++) if (list[i] === item) return true;
-    return false;
-  }
-
-  function readCookie(name) {
-    var parts = document.cookie ? document.cookie.split('; ') : [];
-    for (var i = 0; i < parts.length; i++) {
-      var eq = parts[i].indexOf('=');
-      if (parts[i].slice(0, eq) === name) {
+  const read = name => {
+    for (const c of document.cookie ? document.cookie.split('; ') : []) {
+      const eq = c.indexOf('=');
+      if (c.slice(0, eq) === name) {
         try {
-          return decodeURIComponent(parts[i].slice(eq + 1));
-        } catch (e) {
+          return decodeURIComponent(c.slice(eq + 1));
+        } catch {
           return null;
         }
       }
     }
     return null;
-  }
+  };
 
-  function writeCookie(name, value, maxAge) {
-    document.cookie = name + '=' + encodeURIComponent(value) + '; Max-Age=' + maxAge + attributes;
-  }
+  const write = (name, value, age) => {
+    document.cookie = name + '=' + encodeURIComponent(value) + '; Max-Age=' + age + attributes;
+  };
 
-  function reply(event, id, ok, value) {
-    var message = { cookiebridge: VERSION, id: id, ok: ok };
-    message[ok ? 'value' : 'error'] = value;
-    event.source.postMessage(message, event.origin);
-  }
+  const hello = () => ({ version: 1, maxAge, origins, api: config.api });
 
-  function storageAccess() {
-    if (!document.hasStorageAccess) return Promise.resolve(true);
-    return document.hasStorageAccess().then(null, function () { return false; });
-  }
-
-  var operations = {
-    hello: function () {
-      return { version: VERSION, maxAge: config.maxAge, origins: origins, api: config.api };
-    },
-    get: function (request) {
-      return readCookie(request.name);
-    },
-    set: function (request) {
-      var value = request.value;
-      if (typeof value !== 'string') throw 'bad-value';
-      if (request.name.length + 1 + encodeURIComponent(value).length > MAX_COOKIE_BYTES) throw 'too-large';
-      writeCookie(request.name, value, config.maxAge);
-      if (readCookie(request.name) !== value) throw 'not-stored';
+  // A null prototype: only these names are operations, not 'constructor' or 'toString'.
+  const operations = {
+    __proto__: null,
+    hello,
+    get: r => read(r.name),
+    set: ({ name, value }) => {
+      if (typeof value != 'string') throw 'bad-value';
+      // 4096 bytes of name and value: what every engine stores at least.
+      if (name.length + 1 + encodeURIComponent(value).length > 4096) throw 'too-large';
+      write(name, value, maxAge);
+      if (read(name) !== value) throw 'not-stored';
       return true;
     },
-    remove: function (request) {
-      writeCookie(request.name, '', 0);
+    remove: r => {
+      write(r.name, '', 0);
       return true;
     },
     // True only when a cookie written here is the one every trusted site will read: a blocked cookie fails the
     // write-then-read, and a partitioned one (Firefox) passes it, which hasStorageAccess() then exposes.
-    test: function () {
-      writeCookie(TEST_COOKIE, '1', 60);
-      var stored = readCookie(TEST_COOKIE) === '1';
-      writeCookie(TEST_COOKIE, '', 0);
-      return stored ? storageAccess() : false;
-    }
+    test: () => {
+      write(TEST, '1', 60);
+      const stored = read(TEST) === '1';
+      write(TEST, '', 0);
+      return stored && (!document.hasStorageAccess || document.hasStorageAccess().catch(() => false));
+    },
   };
-  var needsName = { get: 1, set: 1, remove: 1 };
 
-  window.addEventListener('message', function (event) {
-    var request = event.data;
-    if (event.source !== parent || !has(origins, event.origin)) return;
-    if (!request || typeof request !== 'object' || request.cookiebridge !== VERSION) return;
-    var id = request.id, op = request.op;
-    if (typeof id !== 'string' || id.length > 64) return;
-    if (typeof op !== 'string' || !Object.prototype.hasOwnProperty.call(operations, op)) {
-      return reply(event, id, false, 'unknown-operation');
-    }
-    if (needsName[op] && !has(names, request.name)) return reply(event, id, false, 'name-not-allowed');
-    var result;
-    try {
-      result = operations[op](request);
-    } catch (error) {
-      return reply(event, id, false, typeof error === 'string' ? error : 'failed');
-    }
-    Promise.resolve(result).then(function (value) {
-      reply(event, id, true, value);
-    });
+  addEventListener('message', e => {
+    const r = e.data, id = r && r.id, op = r && r.op;
+    const reply = (ok, value) => e.source.postMessage({ cookiebridge: 1, id, ok, [ok ? 'value' : 'error']: value }, e.origin);
+    if (e.source !== parent || !origins.includes(e.origin) || !r || r.cookiebridge !== 1) return;
+    if (typeof id != 'string' || id.length > 64) return;
+    if (typeof op != 'string' || !operations[op]) return reply(false, 'unknown-operation');
+    if (op != 'hello' && op != 'test' && !names.includes(r.name)) return reply(false, 'name-not-allowed');
+    new Promise(resolve => resolve(operations[op](r))).then(
+      value => reply(true, value),
+      error => reply(false, typeof error == 'string' ? error : 'failed'));
   });
 
   // Tell the parent we listen, so it need not wait for its next hello. The browser delivers this only when the
   // parent really has that origin, so a wrong guess leaks nothing.
-  var guess = (location.ancestorOrigins && location.ancestorOrigins[0]) || '';
-  if (!guess && document.referrer) {
-    try {
-      guess = new URL(document.referrer).origin;
-    } catch (e) { /* no usable referrer: the parent's hello polling covers it */ }
-  }
-  if (has(origins, guess)) {
-    parent.postMessage({ cookiebridge: VERSION, id: 'ready', ok: true, value: operations.hello() }, guess);
-  }
-})(window, document);
+  let guess = location.ancestorOrigins && location.ancestorOrigins[0];
+  try {
+    guess = guess || new URL(document.referrer).origin;
+  } catch { /* no usable referrer: the parent's hello polling covers it */ }
+  if (origins.includes(guess)) parent.postMessage({ cookiebridge: 1, id: 'ready', ok: true, value: hello() }, guess);
+})();

@@ -1,0 +1,262 @@
+"""In real browsers, per engine: how long after domain-b's navigation starts the session cookie is there, by the
+iframe path and by the handoff path, and how many requests each page view makes to the bridge.
+
+    python bench/browser.py [--runs 20] [--engines chromium,firefox,webkit]
+
+Topology as in e2e/: the real `cookiebridge serve` process on https://127.0.0.1 (access log on: it is how requests
+are counted, for every engine alike), two sites https://127.0.0.2 (domain-a) and https://127.0.0.3 (domain-b)
+serving one small page that loads the provider from the bridge and calls loadCookie() at once, recording
+performance.now() (ms since the page's navigation start) when it resolves with the restored cookie.
+
+Each run is a fresh browser session (empty cookies and HTTP cache), like a customer's first move from A to B:
+  iframe path:  A: set the session cookie, saveCookie(); then B is typed in (goto); B restores from the iframe.
+                Only where third-party cookies work (the "third-party-allowed" profiles; not WebKit).
+  handoff path: A: set the session cookie; click the link to B; the provider puts a handoff code on it; B redeems.
+                In each engine as shipped ("default" policy).
+Caching, per engine as shipped: requests to the bridge on a first view of A, a repeat view of A (another page of
+the site: a different URL, so nothing is a reload), the handoff arrival on B and a repeat view of B.
+Ratios printed: handoff/iframe median time, and repeat/first view requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cryptography import x509  # noqa: E402  (installed with trustme)
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import HTMLResponse, Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+from bench.common import free_port, median, percentile, print_machine  # noqa: E402
+from cookiebridge.devcerts import Certs, make_certificates  # noqa: E402
+from e2e import drivers  # noqa: E402
+from cookiebridge.demo import https_server  # noqa: E402
+from e2e.servers import ServerThread  # noqa: E402
+from tests.processes import BridgeProcess  # noqa: E402
+
+COOKIE = "customer-defined-session-cookie"
+SECRET = "browser-bench-secret-0123456789"
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>cookiebridge bench: {site}</title>
+<script src="{bridge}/cookie-provider.min.js"></script>
+<script>
+window.__bench = {{}};
+window.provider = new CookieProvider({cookie!r}, {bridge!r} + "/iframe.html");
+provider.loadCookie().then(function (value) {{
+  window.__bench = {{ value: value, at: performance.now(), via: provider.restoredFrom }};
+}});
+</script></head>
+<body><p>{site}</p><a id="to-other" href="{other}/bench.html">to the other site</a></body></html>"""
+LOADED = "window.__bench && 'at' in window.__bench"
+REQUEST = re.compile(r'"(GET|HEAD|POST|OPTIONS) (\S+) HTTP/[\d.]+" (\d{3})')
+
+
+def sites_app(bridge: str, sites: list[str]) -> Starlette:
+    async def page(request: Request) -> Response:
+        here = f"{request.url.scheme}://{request.url.netloc}"
+        other = next(site for site in sites if site != here)
+        html = PAGE.format(site=here, bridge=bridge, cookie=COOKIE, other=other)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    return Starlette(routes=[Route("/bench.html", page)])
+
+
+class BridgeLog:
+    """The bridge's access log: requests made to it since a mark."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mark(self) -> int:
+        return len(self._requests())
+
+    def since(self, mark: int, settle: float = 0.3) -> list[str]:
+        time.sleep(settle)  # a request still in flight when the page reported
+        return self._requests()[mark:]
+
+    def _requests(self) -> list[str]:
+        text = self.path.read_text(errors="replace")
+        return [f"{m.group(1)} {m.group(2)} {m.group(3)}" for m in REQUEST.finditer(text)]
+
+
+class Sessions:
+    """Fresh browser sessions, as e2e/drivers opens them, except that Chromium trusts the test certificate by its
+    key (--ignore-certificate-errors-spki-list) instead of ignoring certificate errors: Chromium keeps nothing
+    from a connection with a certificate error in its HTTP cache, which would hide the caching being measured.
+    (Firefox and WebKit cache such responses; they keep the drivers' settings.)"""
+
+    def __init__(self, certs: Certs) -> None:
+        cert = x509.load_pem_x509_certificate(certs.cert_chain.read_bytes())
+        spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.args = [*drivers.CHROMIUM_ARGS,
+                     "--ignore-certificate-errors-spki-list=" + base64.b64encode(hashlib.sha256(spki).digest()).decode()]
+        self.browser = None
+
+    def open(self, engine: str, policy: str, workdir: Path) -> drivers.Session:
+        if engine != "chromium":
+            return drivers.open_session(engine, policy, workdir=workdir)
+        playwright = drivers._playwright_instance()
+        if policy == "default":
+            if self.browser is None or not self.browser.is_connected():
+                self.browser = playwright.chromium.launch(executable_path=drivers.CHROMIUM.path, args=self.args)
+            return drivers.PlaywrightSession("chromium", policy, self.browser.version, self.browser.new_context(),
+                                             cleanup=None)
+        profile = workdir / "chromium-profile"
+        (profile / "Default").mkdir(parents=True)
+        (profile / "Default" / "Preferences").write_text(json.dumps(drivers.CHROMIUM_ALLOW_THIRD_PARTY_PREFS))
+        context = playwright.chromium.launch_persistent_context(str(profile), executable_path=drivers.CHROMIUM.path,
+                                                                args=self.args)
+        return drivers.PlaywrightSession("chromium", policy, context.browser.version if context.browser else "",
+                                         context, cleanup=profile)
+
+    def close(self) -> None:
+        if self.browser is not None:
+            self.browser.close()
+
+
+def set_session_cookie(session: drivers.Session, value: str) -> None:
+    session.evaluate("document.cookie = args[0] + '=' + args[1] + '; Path=/; Secure; SameSite=Lax'; return true;",
+                     COOKIE, value)
+
+
+def run_once(sessions: Sessions, engine: str, policy: str, path: str, site_a: str, site_b: str, log: BridgeLog,
+             workdir: Path) -> tuple[float, list[str]]:
+    value = "bench-" + uuid.uuid4().hex
+    with sessions.open(engine, policy, workdir) as session:
+        session.goto(site_a + "/bench.html")
+        session.wait_for(LOADED)
+        set_session_cookie(session, value)
+        if path == "iframe":
+            if session.evaluate("return await provider.saveCookie();") is not True:
+                raise RuntimeError(f"{engine}/{policy}: saveCookie() failed: third-party cookies blocked?")
+            mark = log.mark()
+            session.goto(site_b + "/bench.html")
+        else:
+            mark = log.mark()
+            session.click("#to-other")
+        session.wait_for(f"location.origin === {site_b!r} && {LOADED}", timeout=15)
+        result = session.evaluate("return window.__bench;")
+        requests = log.since(mark)
+    if result["value"] != value or result["via"] != path:
+        raise RuntimeError(f"{engine}/{policy} {path}: restored {result!r}, expected {value!r} via {path}")
+    return float(result["at"]), requests
+
+
+def caching(sessions: Sessions, engine: str, site_a: str, site_b: str, log: BridgeLog,
+            workdir: Path) -> dict[str, list[str]]:
+    views: dict[str, list[str]] = {}
+    with sessions.open(engine, "default", workdir) as session:
+        def view(label: str, url: str | None) -> None:
+            mark = log.mark()
+            if url:
+                session.goto(url)
+            else:
+                session.click("#to-other")
+            session.wait_for(f"location.href.startsWith({(url or site_b)!r}) && {LOADED}", timeout=15)
+            views[label] = log.since(mark)
+
+        view("first view A", site_a + "/bench.html?view=1")
+        view("repeat view A", site_a + "/bench.html?view=2")
+        set_session_cookie(session, "bench-" + uuid.uuid4().hex)
+        view("handoff to B", None)
+        view("repeat view B", site_b + "/bench.html?view=2")
+    return views
+
+
+def describe(requests: list[str]) -> str:
+    counts: dict[str, int] = {}
+    for request in requests:
+        method, path, status = request.split()
+        path = re.sub(r"\.[0-9a-f]{12}\.min\.js$", ".<hash>.min.js", path)
+        key = f"{method} {path} {status}"
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{key}" + (f" x{n}" if n > 1 else "") for key, n in counts.items()) or "none"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20, help="fresh-session runs per engine and path (median)")
+    parser.add_argument("--engines", default=",".join(drivers.ENGINES))
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)  # BridgeProcess runs `python -m cookiebridge` from the working directory
+    engines = [engine for engine in args.engines.split(",") if engine]
+    print_machine()
+    versions = []
+    for engine in engines:
+        try:
+            versions.append(f"{engine} {drivers.engine_version(engine)}")
+        except drivers.BrowserUnavailable as missing:
+            print(f"browser: {missing}", file=sys.stderr)
+            return 2
+    print("browsers: " + ", ".join(versions))
+    work = Path(tempfile.mkdtemp(prefix="cookiebridge-browser-bench-"))
+    certs = make_certificates(work / "certs")
+    site_port = free_port()
+    site_a, site_b = f"https://127.0.0.2:{site_port}", f"https://127.0.0.3:{site_port}"
+    bridge_args = ["--ssl-certfile", str(certs.cert_chain), "--ssl-keyfile", str(certs.key),
+                   "--store", f"sqlite:///{work / 'bridge.db'}", "--trusted-origin", site_a, "--trusted-origin", site_b]
+    env = {"COOKIEBRIDGE_SECRET_KEY": SECRET, "PYTHONUNBUFFERED": "1"}  # access log lines reach the file at once
+    with BridgeProcess(bridge_args, work / "bridge.log", env=env, tls=True) as bridge:
+        app = sites_app(bridge.url, [site_a, site_b])
+        servers = ServerThread([https_server(app, "127.0.0.2", site_port, certs),
+                                https_server(app, "127.0.0.3", site_port, certs)]).start()
+        log = BridgeLog(work / "bridge.log")
+        sessions = Sessions(certs)
+        try:
+            print(f"browser: time from domain-b navigation start to the session cookie (ms), {args.runs} fresh-session "
+                  "runs each; requests to the bridge from the click or goto on")
+            print(f"{'engine':9} {'policy':20} {'path':8} {'median':>7} {'p10':>7} {'p90':>7}  requests per run")
+            medians: dict[tuple[str, str], float] = {}
+            for engine in engines:
+                for path in ("iframe", "handoff"):
+                    policy = "default" if path == "handoff" else "third-party-allowed"
+                    if policy not in drivers.policies_for(engine):
+                        print(f"{engine:9} {'-':20} {path:8} {'n/a':>7}  third-party cookies cannot be allowed: "
+                              "the iframe path never works here (handoff, identity do)")
+                        continue
+                    times, requests = [], []
+                    for run in range(args.runs):
+                        at, made = run_once(sessions, engine, policy, path, site_a, site_b, log,
+                                            work / f"{engine}-{path}-{run}")
+                        times.append(at)
+                        requests.append(made)
+                    medians[(engine, path)] = median(times)
+                    counts = sorted({len(made) for made in requests})
+                    print(f"{engine:9} {policy:20} {path:8} {median(times):7.1f} {percentile(times, .1):7.1f} "
+                          f"{percentile(times, .9):7.1f}  {'/'.join(map(str, counts))}: {describe(requests[-1])}")
+                if (engine, "iframe") in medians and (engine, "handoff") in medians:
+                    print(f"{engine:9} ratio handoff/iframe median time "
+                          f"{medians[(engine, 'handoff')] / medians[(engine, 'iframe')]:.2f}")
+            print("browser: requests to the bridge per page view (engine as shipped, one fresh session)")
+            for engine in engines:
+                views = caching(sessions, engine, site_a, site_b, log, work / f"{engine}-caching")
+                for label, made in views.items():
+                    print(f"{engine:9} {label:14} {len(made):2}  {describe(made)}")
+                first, repeat = len(views["first view A"]), len(views["repeat view A"])
+                print(f"{engine:9} ratio repeat/first view requests {repeat}/{first} = {repeat / first:.2f}")
+        finally:
+            sessions.close()
+            servers.stop()
+            drivers.shutdown()
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""Bytes every visitor pays: each served file as source, minified, gzipped and brotli'd, against the budgets.
+
+    python bench/sizes.py
+
+The gzip and brotli figures are the precompressed copies `serve` sends and `build` writes (Asset.encodings);
+tests/test_size_budget.py enforces the same budgets.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import print_machine  # noqa: E402
+from cookiebridge.assets import build_assets  # noqa: E402
+from cookiebridge.resources import resource_dir  # noqa: E402
+from tests.test_size_budget import COOKIES, IFRAME_BUDGET, ORIGINS, PROVIDER_CEILING, PROVIDER_TARGET  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    print_machine()
+    assets = build_assets(ORIGINS, COOKIES, 30 * 86400)
+    print(f"sizes: bytes per file, configuration of {len(ORIGINS)} trusted origins and {len(COOKIES)} cookie name")
+    print(f"{'file':28} {'source':>8} {'minified':>9} {'gzip':>6} {'brotli':>7}")
+    gzipped = {}
+    for asset in assets:
+        source = resource_dir("static") / asset.name.replace(".min.js", ".js")
+        source_size = source.stat().st_size if asset.name.endswith(".js") else len(asset.body)
+        gzipped[asset.name] = len(asset.encodings["gzip"])
+        brotli = len(asset.encodings["br"]) if "br" in asset.encodings else "-"
+        print(f"{asset.name:28} {source_size:8} {len(asset.body):9} {gzipped[asset.name]:6} {brotli!s:>7}")
+    provider = gzipped["cookie-provider.min.js"]
+    iframe = gzipped["iframe.html"] + gzipped["iframe.min.js"]
+    print(f"budget cookie-provider.min.js gzip: {provider} bytes; target {PROVIDER_TARGET} "
+          f"(ratio {provider / PROVIDER_TARGET:.2f} of target, {'met' if provider <= PROVIDER_TARGET else 'NOT met'}); "
+          f"enforced ceiling {PROVIDER_CEILING} ({'ok' if provider <= PROVIDER_CEILING else 'OVER'})")
+    print(f"budget iframe.html + iframe.min.js gzip: {iframe} bytes; budget {IFRAME_BUDGET} "
+          f"(ratio {iframe / IFRAME_BUDGET:.2f}, {'met' if iframe <= IFRAME_BUDGET else 'NOT met'})")
+    return 0 if provider <= PROVIDER_CEILING and iframe <= IFRAME_BUDGET else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(chromium firefox-esr webkit2gtk-driver xvfb xauth redis-server)
+packages=(chromium firefox-esr webkit2gtk-driver xvfb xauth redis-server nginx)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

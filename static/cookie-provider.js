@@ -266,9 +266,11 @@
 
     // Resolves with the restored raw value once it is written as this site's cookie, or null. Mechanisms, in order:
     // a handoff code in the URL (the customer just followed a link), the signed identity, the iframe's cookie.
+    // All start at once, so the whole call settles within one timeout; the first in that order with a session wins.
     async loadCookie() {
-      for (const [mechanism, load] of [['handoff', this.fromHandoff], ['identity', this.fromIdentity], ['iframe', this.fromFrame]]) {
-        const value = await load.call(this);
+      const loads = [this.fromHandoff(), this.fromIdentity(), this.fromFrame()];
+      for (const mechanism of ['handoff', 'identity', 'iframe']) {
+        const value = await loads.shift();
         if (typeof value == 'string' && value) {
           const maxAge = this.maxAge || (this.channel && this.channel.info.maxAge) || 2592e3; // 30 days
           if (!write(this.name, value, maxAge)) return this.fail('loadCookie', 'not-written', null);

@@ -141,3 +141,14 @@ def parse_wrk(output: str) -> dict[str, float]:
     if "rps" not in figures:
         raise ValueError("wrk printed no Requests/sec line:\n" + output)
     return figures
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

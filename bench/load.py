@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, free_port, print_machine, wait_for_http  # noqa: E402
+from bench.common import ROOT, free_port, print_machine, stop_process as stop, wait_for_http  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
 from redis_server import RedisServer, find_redis_server  # noqa: E402
@@ -183,16 +183,6 @@ def start_serve(work: Path, port: int, store: str, log: Path) -> subprocess.Pope
                                stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     wait_for_http(f"http://127.0.0.1:{port}/healthz")
     return process
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def wrk(script: Path, url: str, seconds: int, connections: int) -> subprocess.Popen:

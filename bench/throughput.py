@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, free_port, median, parse_wrk, print_machine, wait_for_http  # noqa: E402
+from bench.common import ROOT, free_port, median, parse_wrk, print_machine, stop_process, wait_for_http  # noqa: E402
 from cookiebridge.build import build  # noqa: E402
 from cookiebridge.config import load_settings  # noqa: E402
 
@@ -129,12 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         for process in processes:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout=10)
         time.sleep(0.1)
         shutil.rmtree(work, ignore_errors=True)
 

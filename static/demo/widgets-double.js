@@ -2,7 +2,7 @@
 // Contract for tests: window.__widgetDouble = { state, sessionId, sessionData, restoredFrom, events, messages,
 // injected (the data of every WebChat.injectMessage command on this page) }.
 // Optional knobs, set before this script loads: window.__widgetDoubleConfig = { loadDelay: ms to "download" a
-// plugin (default 800: a real widget downloads widgets-core and its plugins from a CDN before it reads the session;
+// plugin (default 1500: a real widget downloads widgets-core and its plugins from a CDN before it reads the session;
 // the guide's sample does not wait for loadCookie(), so this models the head start the provider gets),
 // pollGap: ms between long polls (default 250) }.
 (function (window, document) {
@@ -10,7 +10,7 @@
   if (window.CXBus && window.CXBus.isTestDouble) return;
 
   var options = window.__widgetDoubleConfig || {};
-  var LOAD_DELAY = typeof options.loadDelay === 'number' ? options.loadDelay : 800;
+  var LOAD_DELAY = typeof options.loadDelay === 'number' ? options.loadDelay : 1500;
   var POLL_GAP = typeof options.pollGap === 'number' ? options.pollGap : 250;
   var RETRY_DELAY = 2000;
   var API = '/chat/sessions';

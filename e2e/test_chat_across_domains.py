@@ -24,7 +24,9 @@ PROVIDER = {
     "extension": "window._genesys.widgets.extensions.CookieProviderExtension.provider",
 }
 NOTICE = "['enabled', 'disabled'].includes(document.getElementById('third-party-cookies').textContent) && document.getElementById('third-party-cookies').textContent"
-SETTLED = "window.__widgetDouble && ['open', 'restored', 'started'].includes(window.__widgetDouble.state)"
+# The double publishes WebChat.opened once it has either restored a session or offered a new chat; its state is
+# "open" for a moment before a restore completes, so the state alone is no sign that the widget has settled.
+SETTLED = "window.__widgetDouble && window.__widgetDouble.events.indexOf('WebChat.opened') >= 0"
 
 
 def third_party_cookies(combo: tuple[str, str]) -> bool:

@@ -1,7 +1,6 @@
 """A plain, non-editable `pip install .` must carry the templates and scripts inside the package."""
 
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

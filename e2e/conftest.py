@@ -33,6 +33,9 @@ SECRET = secrets.token_urlsafe(32)
 IDENTITY_SECRET = secrets.token_urlsafe(32)
 COOKIE = "customer-defined-session-cookie"
 RESULTS = Path(__file__).parent / "results"
+# The widget double publishes WebChat.opened once it has either restored a session or offered a new chat; its state
+# is "open" for a moment before a restore completes, so the state alone is no sign that the widget has settled.
+WIDGET_SETTLED = "window.__widgetDouble && window.__widgetDouble.events.indexOf('WebChat.opened') >= 0"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from e2e.conftest import COOKIE, Topology
+from e2e.conftest import COOKIE, WIDGET_SETTLED, Topology
 from e2e.drivers import Session
 from e2e.matrix import observe
 
@@ -24,9 +24,7 @@ PROVIDER = {
     "extension": "window._genesys.widgets.extensions.CookieProviderExtension.provider",
 }
 NOTICE = "['enabled', 'disabled'].includes(document.getElementById('third-party-cookies').textContent) && document.getElementById('third-party-cookies').textContent"
-# The double publishes WebChat.opened once it has either restored a session or offered a new chat; its state is
-# "open" for a moment before a restore completes, so the state alone is no sign that the widget has settled.
-SETTLED = "window.__widgetDouble && window.__widgetDouble.events.indexOf('WebChat.opened') >= 0"
+SETTLED = WIDGET_SETTLED
 
 
 def third_party_cookies(combo: tuple[str, str]) -> bool:

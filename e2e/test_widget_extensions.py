@@ -12,14 +12,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from e2e.conftest import COOKIE, Topology
+from e2e.conftest import COOKIE, WIDGET_SETTLED, Topology
 from e2e.drivers import Session
 from e2e.matrix import observe
 
 NOTICE = ("Thank you for your query. Please do not respond to this automated message if you do not have additional "
           "questions.")
 INJECTED = {"type": "text", "text": NOTICE, "bubble": {"time": False}}
-SETTLED = "window.__widgetDouble && window.__widgetDouble.events.indexOf('WebChat.opened') >= 0"  # see test_chat_across_domains.SETTLED
+SETTLED = WIDGET_SETTLED
 # What breaks naive query-string handling: separators, spaces, plus and percent signs, non-ASCII, a surrogate pair.
 SPECIAL_IDS = {"visitID": "v&id=1 2+3%20é☃/?#日本😀", "pageID": "  p=&q r  "}
 WIDGET_BASE = {"first_name": "Demo", "last_name": "Customer"}

@@ -45,7 +45,7 @@ class ServerThread:
 
 
 # An attacker's page: our own client script pointed at the bridge, then hand-written protocol messages to a
-# second copy of the iframe. Everything it learns ends up in window.__attack.
+# second copy of the iframe, as plain messages and on ports. Everything it learns ends up in window.__attack.
 HOSTILE_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>hostile</title>
 <script src="{bridge}/cookie-provider.min.js"></script></head>
@@ -69,8 +69,16 @@ window.__attack = (async function () {{
     {{ cookiebridge: 1, id: 's', op: 'set', name: {name!r}, value: 'attacker-session' }},
     {{ cookiebridge: 1, id: 'r', op: 'remove', name: {name!r} }}
   ];
+  // Each as a plain message (the shape an attacker might guess) and in the real protocol: a hello handing over a
+  // port, then the request on that port with a port for its reply. Anything that comes back is recorded.
   messages.forEach(function (message) {{
-    try {{ frame.contentWindow.postMessage(message, '*'); }} catch (e) {{ replies.push('post threw: ' + e); }}
+    var session = new MessageChannel(), reply = new MessageChannel();
+    session.port1.onmessage = reply.port1.onmessage = function (event) {{ replies.push(event.data); }};
+    try {{
+      frame.contentWindow.postMessage(message, '*');
+      frame.contentWindow.postMessage({{ cookiebridge: 1, op: 'hello' }}, '*', [session.port2]);
+      session.port1.postMessage(message, [reply.port2]);
+    }} catch (e) {{ replies.push('post threw: ' + e); }}
   }});
   await new Promise(function (resolve) {{ setTimeout(resolve, 800); }});
   return {{ loaded: loaded, tested: tested, replies: replies, cookie: document.cookie }};

@@ -6,7 +6,8 @@ The lab (started once for this module):
   probe       https://127.0.0.1:P2   that bridge behind a proxy that drops its CSP and adds a probe script to
                                      iframe.html: it counts messages, records uncaught errors and prototype
                                      pollution inside the iframe and reports them on request ({cbProbe: 'report'})
-  faulty      https://127.0.0.1:P3   a stand-in bridge that is slow (/slow/...) or fails (/error/..., /unavailable/...)
+  faulty      https://127.0.0.1:P3   a stand-in bridge that is slow (/slow/...) or fails (/error/..., /unavailable/...;
+                                     the latter serves the real scripts, so the provider's API script loads)
   site a, b   https://127.0.0.2:T, https://127.0.0.3:T   trusted lab sites (a harness page, lab.js)
   evil        https://127.0.0.4:T    untrusted
   look-alikes https://127.0.0.22:T (host with the trusted one as prefix), https://127.0.0.2:T1 (port with the
@@ -36,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from cookiebridge.assets import IFRAME_PAGE, build_assets
 from cookiebridge.devcerts import Certs
 from e2e.conftest import COOKIE, IDENTITY_SECRET, SECRET, Topology, bridge_args
 from e2e.drivers import Session
@@ -116,6 +118,42 @@ LAB_JS = r"""
     return data && data.cbProbeReport;
   }
 
+  // Sends `message` to the bridge iframe `win` both ways an attacker could try:
+  //  (a) as a plain window message (the shape of the retired id-based protocol): nothing may ever answer it;
+  //  (b) in the real protocol: a hello carrying a fresh MessagePort (the session), then, unless the message is
+  //      itself a hello (op 'hello', or options.hello), `message` posted on that session port with a reply port.
+  // Replies on the reply port (or, for a hello, on the session port) go into the inbox as
+  //   { source: win, origin: 'port', data: { id, ...reply } }   (a hello's info: { id, ok: true, value: info }),
+  // so replies(win) / allReplies() / waitFor see them. The hello answer of a session opened for a request is
+  // recorded too, as origin 'session' (data: { id, ok: true, value: info }): anything the iframe posts is seen.
+  // options: id (what replies are recorded under; default message.id), hello (post `message` itself as the
+  // hello), port: false (a hello without any port), reply: false (a request without a reply port).
+  // Throws (e.g. DataCloneError) before anything is sent when `message` cannot be cloned.
+  var held = [];  // every port of ours, so that none is garbage-collected while a reply may still come
+  function ask(win, message, targetOrigin, options) {
+    options = options || {};
+    var id = 'id' in options ? options.id : (message !== null && typeof message === 'object' ? message.id : undefined);
+    var isHello = !!options.hello || (message !== null && typeof message === 'object' && message.op === 'hello');
+    var record = function (origin, reply) {
+      var data = { id: id };
+      if (reply !== null && typeof reply === 'object') Object.keys(reply).forEach(function (k) { data[k] = reply[k]; });
+      else data.raw = reply;
+      inbox.push({ source: win, origin: origin, data: data });
+    };
+    win.postMessage(message, targetOrigin);  // (a)
+    if (options.port === false) { win.postMessage(message, targetOrigin); return; }  // (b) a hello without a port
+    var session = new MessageChannel();
+    held.push(session.port1);
+    session.port1.onmessage = function (e) { record(isHello ? 'port' : 'session', { ok: true, value: e.data }); };
+    win.postMessage(isHello ? message : { cookiebridge: 1, op: 'hello' }, targetOrigin, [session.port2]);
+    if (isHello) return;
+    if (options.reply === false) { session.port1.postMessage(message); return; }
+    var reply = new MessageChannel();
+    held.push(reply.port1);
+    reply.port1.onmessage = function (e) { record('port', e.data); };
+    session.port1.postMessage(message, [reply.port2]);
+  }
+
   // The protocol messages an attacker tries: read, probe, overwrite and delete the session cookie.
   function attackMessages(name) {
     return [
@@ -146,7 +184,7 @@ LAB_JS = r"""
     (config.siblings || []).forEach(function (index) { targets.push(parent.frames[index]); });
     targets.forEach(function (win) {
       attackMessages(config.name).forEach(function (message) {
-        try { win.postMessage(message, '*'); } catch (e) { window.__errors.push('post: ' + e); }
+        try { ask(win, message, '*'); } catch (e) { window.__errors.push('post: ' + e); }
       });
     });
     await sleep(800);
@@ -163,7 +201,7 @@ LAB_JS = r"""
   }
 
   window.lab = { inbox: inbox, sleep: sleep, frame: frame, replies: replies, allReplies: allReplies, report: report,
-                 waitFor: waitFor, attack: attack, attackMessages: attackMessages, childResult: childResult };
+                 waitFor: waitFor, attack: attack, attackMessages: attackMessages, childResult: childResult, ask: ask };
 })();
 """
 
@@ -180,10 +218,12 @@ VICTIM = """<script>
   var tested = await provider.cookieTest();
   var waited = Date.now() - began;
   var probe = (await lab.frame(config.probe + '/iframe.html')).contentWindow;
-  probe.postMessage({ cookiebridge: 1, id: 'own-hello', op: 'hello' }, config.probeOrigin);
+  lab.ask(probe, { cookiebridge: 1, id: 'own-hello', op: 'hello' }, config.probeOrigin);
   await lab.sleep(500);
   parent.postMessage({ victimResult: { loaded: loaded, tested: tested, waited: waited,
-    probeAnswered: lab.replies(probe).some(function (m) { return m.data.id === 'own-hello' && m.data.ok; }) } }, '*');
+    probeAnswered: lab.replies(probe).some(function (m) {
+      return m.origin === 'port' && m.data.id === 'own-hello' && m.data.ok === true && m.data.value.version === 1;
+    }) } }, '*');
 })();
 </script>"""
 
@@ -243,13 +283,22 @@ def probing_proxy(upstream: str) -> Starlette:
     return Starlette(routes=[Route("/{path:path}", forward)])
 
 
-def faulty_bridge() -> Starlette:
-    """A bridge origin that misbehaves: /slow/* answers after SLOW_SECONDS, /error/* with an HTML 500/502,
-    /unavailable/* with the bridge's own 503 JSON (CORS included, so the provider can read it)."""
+def faulty_bridge(trusted_origins: list[str]) -> Starlette:
+    """A bridge origin that misbehaves: /slow/* answers after SLOW_SECONDS, /error/* with an HTML 500/502 (so the
+    provider's API script does not load either), /unavailable/* with the bridge's own 503 JSON (CORS included, so
+    the provider can read it) for the iframe page and the API, but the real built scripts, as `serve` sends them,
+    for script paths: there the API script loads and meets the 503s."""
+    scripts = {}
+    for asset in build_assets(trusted_origins, [COOKIE], 3600):
+        if asset.name != IFRAME_PAGE:
+            scripts.update({url: (asset, immutable) for url, immutable in asset.urls.items()})
 
     async def handle(request: Request) -> Response:
         mode, path = request.path_params["mode"], request.path_params["path"]
         origin = request.headers.get("origin", "*")
+        if mode == "unavailable" and path in scripts:
+            asset, immutable = scripts[path]
+            return Response(asset.body, headers=asset.response_headers(immutable=immutable))
         if mode == "slow":
             await anyio.sleep(SLOW_SECONDS)
             return HTMLResponse("<!doctype html><title>late</title>", headers={"Access-Control-Allow-Origin": origin})
@@ -302,7 +351,7 @@ def lab(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]
             https_server(hostile_app(COOKIE), "127.0.0.22", port, certs),
             https_server(hostile_app(COOKIE), "127.0.0.2", port * 10 + 1, certs),
             https_server(probing_proxy(bridge.url), "127.0.0.1", probe_port, certs),
-            https_server(faulty_bridge(), "127.0.0.1", faulty_port, certs),
+            https_server(faulty_bridge([site_a, site_b]), "127.0.0.1", faulty_port, certs),
         ]).start()
         try:
             yield Lab(bridge=bridge.url, probe=f"https://127.0.0.1:{probe_port}", faulty=f"https://127.0.0.1:{faulty_port}",
@@ -344,7 +393,8 @@ def test_null_origin_parents_get_no_answer(request, browser: Session, lab: Lab, 
     assert result["origin"] == "null"
     assert result["replies"] == [] and result["errors"] == []
     probe = result["reports"][0]
-    assert probe["received"] >= 5 and probe["errors"] == [] and "attacker" not in probe["cookie"]
+    # Each of the 5 attack messages is posted twice: plain, and as a hello with a port (the request follows on it).
+    assert probe["received"] >= 10 and probe["errors"] == [] and "attacker" not in probe["cookie"]
     no_page_errors(browser)
     # A frame inside a sandboxed one inherits the sandbox: the bridge there has an opaque origin and no cookies.
     jar = "no cookie jar" if probe["cookie"].startswith("no cookie jar") else "cookie untouched"
@@ -370,16 +420,19 @@ def test_child_frames_of_a_trusted_page_get_no_answer(request, browser: Session,
         if (child === 'same-origin') await lab.frame(null, { srcdoc: attacker });
         else await lab.frame(evil + '/attacker#' + encodeURIComponent(JSON.stringify(config)));
         const attack = await lab.childResult(10000);
-        bridge.postMessage({ cookiebridge: 1, id: 'mine', op: 'get', name: args[4] }, new URL(probeUrl).origin);
+        lab.ask(bridge, { cookiebridge: 1, id: 'mine', op: 'get', name: args[4] }, new URL(probeUrl).origin);
         await lab.sleep(500);
-        return { attack, own: lab.replies(bridge).map(m => m.data.id), probe: await lab.report(bridge) };
+        return { attack, own: lab.replies(bridge).filter(m => m.origin === 'port').map(m => m.data),
+                 probe: await lab.report(bridge) };
     """, child, config, lab.probe, lab.evil, COOKIE)
     attack = result["attack"]
     assert attack is not None and attack["replies"] == [] and attack["errors"] == []
     assert attack["origin"] == (lab.site_a if child == "same-origin" else lab.evil)
-    assert "mine" in result["own"]  # the page's own request is answered
+    # The page's own request is answered, once, on its reply port.
+    assert [reply["id"] for reply in result["own"]] == ["mine"] and result["own"][0]["ok"] is True
     probe = result["probe"]
-    assert probe["received"] >= 6 and probe["errors"] == [] and "attacker" not in probe["cookie"]
+    # 5 attack messages and the page's own, each posted plain and as a hello with a port.
+    assert probe["received"] >= 12 and probe["errors"] == [] and "attacker" not in probe["cookie"]
     no_page_errors(browser)
     observe(request.node, f"child at {'trusted' if child == 'same-origin' else 'evil'} origin: 0 answers")
 
@@ -399,7 +452,7 @@ def test_trusted_page_framed_by_an_untrusted_page(request, browser: Session, lab
         let outcome = null;
         while (!outcome && Date.now() < deadline) {
           for (let i = 0; i < victim.frames.length; i++) {
-            lab.attackMessages(name).forEach(m => victim.frames[i].postMessage(m, '*'));
+            lab.attackMessages(name).forEach(m => lab.ask(victim.frames[i], m, '*'));
           }
           outcome = await lab.waitFor(m => m.data && m.data.victimResult, 300);
         }
@@ -424,39 +477,62 @@ def test_trusted_page_framed_by_an_untrusted_page(request, browser: Session, lab
 def test_look_alike_origins_learn_nothing(request, browser: Session, lab: Lab, where: str) -> None:
     """Attacker: a page whose origin starts with a trusted one (`https://127.0.0.22:T` for `https://127.0.0.2:T`,
     `https://127.0.0.2:T1` for `...:T`), which a prefix or unanchored check would accept, runs the provider and
-    raw protocol messages against the bridge without its CSP (the probe). Seen: nothing loaded, cookieTest false,
-    no answer."""
+    raw protocol messages (plain, and a hello with a port followed by requests on it) against the bridge without
+    its CSP (the probe). Seen: nothing loaded, cookieTest false, no answer, the probe's cookie untouched."""
     origin = getattr(lab, where)
     browser.goto(f"{origin}/?iframe={quote(lab.probe + '/iframe.html', safe='')}")
     learned = browser.evaluate("return await window.__attack;")
+    # Then the same attack through lab.ask (plain, and hello + request on ports) at one more probe frame, whose
+    # report shows what arrived inside the iframe: every message, no error, the cookie untouched.
+    ported = browser.evaluate("""
+        const [labJs, probeUrl, name] = args;
+        await new Promise((resolve, reject) => document.head.appendChild(
+          Object.assign(document.createElement('script'), { src: labJs, onload: resolve, onerror: reject })));
+        const bridge = (await lab.frame(probeUrl + '/iframe.html')).contentWindow;
+        lab.attackMessages(name).forEach(m => lab.ask(bridge, m, new URL(probeUrl).origin));
+        await lab.sleep(800);
+        return { replies: lab.allReplies(), probe: await lab.report(bridge), errors: window.__errors };
+    """, f"{lab.site_a}/lab.js", lab.probe, COOKIE)
     assert learned["loaded"] is None and learned["tested"] is False and learned["replies"] == []
+    assert ported["replies"] == [] and ported["errors"] == []
+    probe = ported["probe"]
+    assert probe["received"] >= 10 and probe["errors"] == [] and "attacker" not in probe["cookie"]
     observe(request.node, "no reply, no data")
 
 
 # --- hostile messages from the trusted parent -----------------------------------------------------------------
 
+# Requests on an established session port from the trusted parent (each case opens its own session with a valid
+# hello), and malformed hellos. Version and id fields of requests are ignored now: a request is whatever arrives on
+# the session port, and its reply goes to the port that came with it.
 HOSTILE_MESSAGES = r"""
 const name = args[0];
 const nested = (depth, leaf) => { let v = leaf; for (let i = 0; i < depth; i++) v = { a: v }; return v; };
 const deepArray = (depth) => { let v = []; for (let i = 0; i < depth; i++) v = [v]; return v; };
 return [
-  // [expected reply error (null: no reply at all), message]
+  // [expected reply: an error, true (answered ok) or null (no reply at all), message, lab.ask options]
+  // Requests on the session port:
   ['too-large', { cookiebridge: 1, id: 'big', op: 'set', name: name, value: 'x'.repeat(1 << 20) }],
-  [null, { cookiebridge: 1, id: 'i'.repeat(65), op: 'get', name: name }],
+  [true, { cookiebridge: 1, id: 'i'.repeat(65), op: 'get', name: name }],
   ['name-not-allowed', { cookiebridge: 1, id: 'deep-name', op: 'get', name: nested(2000, name) }],
   ['bad-value', { cookiebridge: 1, id: 'deep-value', op: 'set', name: name, value: deepArray(2000) }],
-  [null, nested(2000, { cookiebridge: 1, id: 'deep-envelope', op: 'get', name: name })],
-  [null, JSON.stringify({ cookiebridge: 1, id: 'json-string', op: 'get', name: name })],
-  [null, 'get ' + name], [null, 42], [null, null], [null, [1, 'get', name]], [null, true],
-  [null, new ArrayBuffer(16)], [null, new Date(0)], [null, /get/], [null, new Map([['cookiebridge', 1]])],
-  [null, { cookiebridge: '1', id: 'string-version', op: 'get', name: name }],
-  [null, { cookiebridge: 2, id: 'future-version', op: 'get', name: name }],
-  [null, { cookiebridge: 1, id: 7, op: 'get', name: name }],
+  ['unknown-operation', nested(2000, { cookiebridge: 1, id: 'deep-envelope', op: 'get', name: name })],
+  ['unknown-operation', JSON.stringify({ cookiebridge: 1, id: 'json-string', op: 'get', name: name })],
+  ['unknown-operation', 'get ' + name], ['unknown-operation', 42], ['unknown-operation', null],
+  ['unknown-operation', [1, 'get', name]], ['unknown-operation', true], ['unknown-operation', new ArrayBuffer(16)],
+  ['unknown-operation', new Date(0)], ['unknown-operation', /get/], ['unknown-operation', new Map([['op', 'get']])],
+  [true, { cookiebridge: '1', id: 'string-version', op: 'get', name: name }],
+  [true, { cookiebridge: 2, id: 'future-version', op: 'get', name: name }],
+  [true, { cookiebridge: 1, id: 7, op: 'get', name: name }],
+  [true, { op: 'get', name: name }],
   ['unknown-operation', { cookiebridge: 1, id: 'op-proto', op: '__proto__' }],
   ['unknown-operation', { cookiebridge: 1, id: 'op-constructor', op: 'constructor' }],
   ['unknown-operation', { cookiebridge: 1, id: 'op-hasown', op: 'hasOwnProperty' }],
   ['unknown-operation', { cookiebridge: 1, id: 'op-tostring', op: 'toString' }],
   ['unknown-operation', { cookiebridge: 1, id: 'op-array', op: ['get'] }],
+  ['unknown-operation', { cookiebridge: 1, id: 'op-upper', op: 'GET', name: name }],
+  ['unknown-operation', { id: 'op-missing', name: name, value: 'attacker' }],
+  ['name-not-allowed', { cookiebridge: 1, id: 'name-missing', op: 'get' }],
   ['name-not-allowed', { cookiebridge: 1, id: 'name-proto', op: 'get', name: '__proto__' }],
   ['name-not-allowed', { cookiebridge: 1, id: 'name-constructor', op: 'set', name: 'constructor', value: 'x' }],
   ['name-not-allowed', JSON.parse('{"cookiebridge":1,"id":"proto-key","op":"set","name":"__proto__","value":"x","__proto__":{"polluted":1}}')],
@@ -467,47 +543,76 @@ return [
   ['name-not-allowed', { cookiebridge: 1, id: 'padded', op: 'remove', name: name + ' ' }],
   ['name-not-allowed', { cookiebridge: 1, id: 'name-array', op: 'get', name: [name] }],
   ['bad-value', { cookiebridge: 1, id: 'value-object', op: 'set', name: name, value: { toString: 'attacker' } }],
+  ['bad-value', { cookiebridge: 1, id: 'value-number', op: 'set', name: name, value: 42 }],
   [true, JSON.parse('{"cookiebridge":1,"id":"own-proto","op":"get","name":"' + name + '","__proto__":{"op":"set","value":"attacker"}}')],
+  // A request without a reply port: nobody to answer (and nothing more on the session port).
+  [null, { cookiebridge: 1, id: 'no-reply-port', op: 'set', name: name, value: 'attacker' }, { reply: false }],
+  // Hellos, posted with a fresh port: only { cookiebridge: 1 } with a port is a hello.
+  [true, { cookiebridge: 1, id: 'hello-extra-keys', op: 'hello', name: '__proto__', constructor: { prototype: { polluted: 1 } } }],
+  [null, { cookiebridge: 2, id: 'hello-future-version', op: 'hello' }],
+  [null, { cookiebridge: '1', id: 'hello-string-version', op: 'hello' }],
+  [null, { cookiebridge: true, id: 'hello-true-version', op: 'hello' }],
+  [null, { id: 'hello-no-version', op: 'hello' }],
+  [null, { cookiebridge: 1, id: 'hello-no-port', op: 'hello' }, { port: false }],
+  [null, 'hello', { hello: true }],
+  [null, JSON.stringify({ cookiebridge: 1, op: 'hello' }), { hello: true }],
+  [null, [{ cookiebridge: 1, op: 'hello' }], { hello: true }],
+  [null, new Map([['cookiebridge', 1], ['op', 'hello']]), { hello: true }],
 ];
 """
 
 
 @pytest.mark.scenario("oversized, nested, non-JSON, prototype-polluting and disallowed-name messages")
 def test_hostile_messages_get_documented_errors_and_change_nothing(request, browser: Session, lab: Lab) -> None:
-    """Attacker: a script on a trusted page (e.g. a compromised third-party tag) sends the iframe a 1 MiB value,
-    a 65-character id, 2,000-deep nesting, JSON as a string, non-objects (numbers, ArrayBuffer, Date, RegExp,
-    Map), wrong versions, `__proto__`/`constructor`/`toString` as operation, name or key, and cookie names outside
-    the configured one. Seen: each gets exactly the documented error or no reply at all; no exception and no
-    prototype pollution inside the iframe; no cookie but the configured one is written."""
+    """Attacker: a script on a trusted page (e.g. a compromised third-party tag) opens sessions with the iframe and
+    sends on them a 1 MiB value, a 65-character id, 2,000-deep nesting, JSON as a string, non-objects (numbers,
+    ArrayBuffer, Date, RegExp, Map), stray versions, `__proto__`/`constructor`/`toString` as operation, name or key,
+    and cookie names outside the configured one; and it tries malformed hellos (wrong version, no port, a string).
+    Every message also goes out as a plain window message. Seen: each request gets exactly the documented reply on
+    its own reply port (none when it came without one); malformed hellos and plain messages get nothing; no exception
+    and no prototype pollution inside the iframe; no cookie but the configured one is written."""
     browser.goto(lab.harness(lab.site_a))
     result = browser.evaluate("""
         const cases = (async () => {""" + HOSTILE_MESSAGES + """})();
         const probeOrigin = new URL(args[1]).origin;
         const bridge = (await lab.frame(args[1] + '/iframe.html')).contentWindow;
         const list = await cases, expected = [];
-        for (const [want, message] of list) {
+        for (const [i, [want, message, options]] of list.entries()) {
+          const object = message !== null && typeof message === 'object';
+          const id = i + ':' + (object && typeof message.id === 'string' ? message.id.slice(0, 24) : typeof message);
+          const hello = !!(options && options.hello) || (object && message.op === 'hello');
           try {
-            bridge.postMessage(message, probeOrigin);
-            expected.push([want, message && message.id]);
+            lab.ask(bridge, message, probeOrigin, Object.assign({ id }, options));
+            expected.push([want, id, hello]);
           } catch (e) { /* this engine cannot clone it (e.g. too deep): nothing was sent */ }
         }
         await lab.sleep(1500);
-        const replies = lab.replies(bridge).map(m => m.data).filter(d => d.id !== 'ready');
-        return { expected, tried: list.length, replies, probe: await lab.report(bridge) };
+        const replies = lab.replies(bridge);
+        return { expected, tried: list.length,
+                 answers: replies.filter(m => m.origin === 'port').map(m => m.data),
+                 sessions: replies.filter(m => m.origin === 'session').map(m => m.data.id),
+                 window: replies.filter(m => m.origin !== 'port' && m.origin !== 'session'),
+                 probe: await lab.report(bridge) };
     """, COOKIE, lab.probe)
-    got = {reply["id"]: reply for reply in result["replies"]}
-    assert len(result["replies"]) == len(got), "a message was answered twice"
-    for want, ident in result["expected"]:
+    got = {reply["id"]: reply for reply in result["answers"]}
+    assert len(result["answers"]) == len(got), "a message was answered twice"
+    assert result["window"] == []  # plain window messages, from the trusted parent too: never answered
+    for want, ident, hello in result["expected"]:
         if want is None:
-            assert ident not in got or ident is None, ident
+            assert ident not in got, (ident, got.get(ident))
         elif want is True:
-            assert got[ident]["ok"] is True, ident
+            assert got[ident]["ok"] is True and set(got[ident]) == {"id", "ok", "value"}, (ident, got[ident])
+            if hello:
+                assert got[ident]["value"]["version"] == 1, got[ident]
         else:
-            assert got[ident] == {"cookiebridge": 1, "id": ident, "ok": False, "error": want}, ident
-    answered = {ident for want, ident in result["expected"] if want is not None}
+            assert got[ident] == {"id": ident, "ok": False, "error": want}, (ident, got[ident])
+        # A request's session opened with a valid hello: its info came once, and nothing else on that port.
+        assert result["sessions"].count(ident) == (0 if hello else 1), (ident, result["sessions"].count(ident))
+    answered = {ident for want, ident, hello in result["expected"] if want is not None}
     assert set(got) == answered
     probe = result["probe"]
-    assert probe["errors"] == [] and probe["polluted"] == [] and probe["received"] >= len(result["expected"])
+    # Every message went out twice: plainly, and as the hello (or after the hello) of its own session.
+    assert probe["errors"] == [] and probe["polluted"] == [] and probe["received"] >= 2 * len(result["expected"])
     assert "attacker" not in probe["cookie"] and "other-cookie" not in probe["cookie"]
     no_page_errors(browser)
     assert len(result["expected"]) >= result["tried"] - 3
@@ -553,22 +658,32 @@ for (let i = 0; i < count; i++) {
 }
 const probeOrigin = new URL(probeUrl).origin;
 const bridge = (await lab.frame(probeUrl + '/iframe.html')).contentWindow;
-const expected = new Map();  // id -> how many messages with a valid envelope carry it
-let sent = 0;
-for (const m of messages) {
-  try { bridge.postMessage(m, probeOrigin); sent++; } catch (e) { continue; }
-  if (m && typeof m === 'object' && !Array.isArray(m) && m.cookiebridge === 1 && typeof m.id === 'string' && m.id.length <= 64) {
-    expected.set(m.id, (expected.get(m.id) || 0) + 1);
-  }
-}
+// Each message goes out plainly and in its own session (lab.ask): a request after a valid hello, or, when its op is
+// 'hello', as the hello itself. Replies are counted per message: the fuzzed ids are mere data now.
+const expected = new Map();  // 'f' + index -> replies due on its port: 1 per request, 1 per valid hello, else 0
+let sent = 0, requests = 0;
+messages.forEach((m, i) => {
+  const id = 'f' + i;
+  try { lab.ask(bridge, m, probeOrigin, { id }); sent++; } catch (e) { return; }
+  const hello = m !== null && typeof m === 'object' && m.op === 'hello';
+  if (!hello) requests++;
+  expected.set(id, hello ? (m.cookiebridge === 1 ? 1 : 0) : 1);
+});
 await lab.sleep(2000);
-const replies = lab.replies(bridge).map(m => m.data).filter(d => d.id !== 'ready');
+const all = lab.replies(bridge), answers = all.filter(r => r.origin === 'port').map(r => r.data);
 const answered = new Map();
-for (const r of replies) answered.set(r.id, (answered.get(r.id) || 0) + 1);
+for (const r of answers) answered.set(r.id, (answered.get(r.id) || 0) + 1);
 const mismatched = [...new Set([...expected.keys(), ...answered.keys()])]
-  .filter(id => expected.get(id) !== answered.get(id)).map(id => JSON.stringify(id));
-return { sent, valid: [...expected.values()].reduce((a, b) => a + b, 0), answered: replies.length, mismatched,
-         malformed: replies.filter(r => r.cookiebridge !== 1 || typeof r.ok !== 'boolean').length,
+  .filter(id => (expected.get(id) || 0) !== (answered.get(id) || 0)).map(id => JSON.stringify(id));
+const documented = ['unknown-operation', 'name-not-allowed', 'bad-value', 'too-large', 'not-stored', 'failed'];
+return { sent, requests, valid: [...expected.values()].reduce((a, b) => a + b, 0), answered: answers.length, mismatched,
+         malformed: answers.filter(r => typeof r.ok !== 'boolean' || (r.ok ? !('value' in r) : typeof r.error !== 'string'))
+           .map(r => JSON.stringify(r)).slice(0, 10),
+         errors: [...new Set(answers.filter(r => r.ok === false).map(r => r.error))],
+         undocumented: answers.filter(r => r.ok === false && !documented.includes(r.error)).length,
+         sessions: all.filter(r => r.origin === 'session').length,
+         window: all.filter(r => r.origin !== 'port' && r.origin !== 'session').length,
+         total: lab.allReplies().length,
          probe: await lab.report(bridge) };
 """
 
@@ -580,19 +695,24 @@ return { sent, valid: [...expected.values()].reduce((a, b) => a + b, 0), answere
 )
 def test_fuzzed_messages(request, browser: Session, lab: Lab, parent: str) -> None:
     """Attacker: 1,000 seeded random messages (random types, keys, versions, ids, operations, names and values,
-    NaN, lone surrogates, typed arrays, Maps) posted to the iframe (served without CSP). Seen from a trusted parent:
-    no exception and no pollution inside the iframe, exactly one well-formed answer to every message with a valid
-    envelope and none to the others. From an untrusted parent: the same messages, not one answer."""
+    NaN, lone surrogates, typed arrays, Maps), each posted to the iframe (served without CSP) plainly and in a
+    session of its own: as a request on the port a hello handed over, or, with op 'hello', as the hello itself.
+    Seen from a trusted parent: no exception and no pollution inside the iframe, exactly one well-formed answer on
+    its reply port to every request and to every valid hello, none to malformed hellos or plain messages. From an
+    untrusted parent: the same messages, not one answer (the hello is refused, so nothing on the port either)."""
     seed = 20260107 + (1 if parent == "untrusted" else 0)
     browser.goto(lab.harness(lab.site_a if parent == "trusted" else lab.evil))
     result = browser.evaluate(FUZZ, COOKIE, lab.probe, FUZZ_MESSAGES, seed)
     probe = result["probe"]
     assert result["sent"] >= FUZZ_MESSAGES - 50  # a few (e.g. Symbols) cannot be cloned at all
-    assert probe["errors"] == [] and probe["polluted"] == [] and probe["received"] >= result["sent"]
+    # Every message sent counts twice in the iframe: the plain one and the session's hello.
+    assert probe["errors"] == [] and probe["polluted"] == [] and probe["received"] >= 2 * result["sent"]
     if parent == "trusted":
-        assert result["mismatched"] == [] and result["malformed"] == 0 and result["answered"] == result["valid"] > 100
+        assert result["mismatched"] == [] and result["malformed"] == [] and result["undocumented"] == 0, result
+        assert result["answered"] == result["valid"] > 100 and result["valid"] >= result["requests"] > 100
+        assert result["sessions"] == result["requests"] and result["window"] == 0
     else:
-        assert result["answered"] == 0
+        assert result["total"] == 0 and result["answered"] == 0
     no_page_errors(browser)
     observe(request.node, f"{result['sent']} sent, {result['answered']} answered, 0 exceptions in the iframe")
 
@@ -651,7 +771,7 @@ return { result, ticks, failures: failures, cookie: document.cookie.includes(nam
 )
 def test_provider_falls_back_when_the_bridge_misbehaves(request, browser: Session, lab: Lab, mode: str) -> None:
     """Fault: the bridge origin is slow (every answer after 4 s), answers HTML 500/502, or answers the API's own
-    503 JSON. Seen: loadCookie, saveCookie, cookieTest and link decoration each settle (null / false / the plain
+    503 JSON (its scripts load: the provider's API script meets the 503s). Seen: loadCookie, saveCookie, cookieTest and link decoration each settle (null / false / the plain
     link) within the 1 s timeout plus scheduling slack, the site's own cookie and scripts are untouched, onError
     names each failure, and nothing throws."""
     browser.goto(lab.harness(lab.site_a))
@@ -665,9 +785,15 @@ def test_provider_falls_back_when_the_bridge_misbehaves(request, browser: Sessio
     for step in ("load", "save", "test", "link"):
         assert result[step]["ms"] < TIMEOUT_MS + 700, (step, result[step])
     assert outcome["cookie"] is True and outcome["ticks"] > 10
-    assert any(failure.startswith("handoff:") for failure in outcome["failures"])
+    failures = outcome["failures"]
+    assert any(failure.startswith("handoff:") for failure in failures)
+    assert "iframe:timeout" in failures  # loadCookie's iframe request: no bridge script ever takes the hello
     if mode == "unavailable":
-        assert "handoff:unavailable" in outcome["failures"]
+        # The API script loaded (served like the real bridge does); the API itself answered 503.
+        assert "handoff:unavailable" in failures and "identity:unavailable" in failures, failures
+    else:
+        # The API script never arrives (late, or a 5xx): the API mechanisms are skipped, links stay plain.
+        assert "handoff:unreachable" in failures, failures
     no_page_errors(browser)
     slowest = max(result[step]["ms"] for step in result)
     observe(request.node, f"settled; slowest call {slowest / 1000:.1f} s (timeout {TIMEOUT_MS / 1000:.0f} s)")

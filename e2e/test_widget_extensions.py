@@ -140,7 +140,7 @@ def test_an_ended_chat_is_removed_from_the_bridge(request, browser: Session, top
     if combo[1] == "third-party-allowed":  # only there does the iframe's cookie carry the chat (browsers.md)
         browser.wait_for("""(async () => {
             const raw = document.cookie.split('; ').find(c => c.startsWith(cookieProvider.name + '='));
-            return raw && (await cookieProvider.fromFrame()) === raw.slice(cookieProvider.name.length + 1);
+            return raw && (await cookieProvider.request({ op: 'get', name: cookieProvider.name })).value === raw.slice(cookieProvider.name.length + 1);
         })()""")
     browser.evaluate("""
         const original = cookieProvider.removeCookie;
@@ -154,7 +154,7 @@ def test_an_ended_chat_is_removed_from_the_bridge(request, browser: Session, top
     browser.evaluate("await CXBus.command('WebChat.endChat'); return true;")
     browser.wait_for("window.__removals.length === 1")
     assert browser.evaluate("return await window.__removals[0];") is True
-    assert browser.evaluate("return await cookieProvider.fromFrame();") is None
+    assert browser.evaluate("return (await cookieProvider.request({ op: 'get', name: cookieProvider.name })).value;") is None
     browser.click("#to-other-site")
     browser.wait_for(f"location.origin === {topology.site_b!r} && document.readyState === 'complete'")
     for _ in ("link", "typed URL"):

@@ -1,4 +1,4 @@
-/*! cookiebridge chat-finalizer | MIT License | https://github.com/cookiebridge/cookiebridge */
+/*! cookiebridge chat-finalizer | MIT */
 // The guide's "Close the chat when an agent disconnects" as a Genesys Widgets extension. When the agent finalizes an
 // interaction, an async chat gets a notice and any other chat is ended: once per interaction, also across reloads
 // and history replays. When the chat ends, the cookie provider (if any) forgets the session.

@@ -1,9 +1,13 @@
-/*! cookiebridge iframe | MIT License | https://github.com/cookiebridge/cookiebridge */
+/*! cookiebridge iframe | MIT */
 // Runs inside the hidden iframe on the bridge origin. It answers only its own parent, and only when the
 // parent's origin is exactly one of the trusted origins rendered into iframe.html by the bridge.
 //
 // Every page view of every site loads it, and rjsmin only strips comments and whitespace, so the source is written
-// for size (ES2018, short locals: e = event, r = request). Messages carry cookiebridge: 1, the protocol version.
+// for size (ES2018, short locals: e = event, r = request).
+//
+// Protocol (version 1): the parent posts { cookiebridge: 1, op: 'hello' } to this window with a MessagePort. If
+// the parent's origin is trusted, this page answers the hello's info on that port, then takes requests on it:
+// { op, name, value }, each with a port of its own for the reply { ok, value } or { ok: false, error }.
 (() => {
   let config;
   try {
@@ -64,23 +68,22 @@
     },
   };
 
-  addEventListener('message', e => {
-    const r = e.data, id = r && r.id, op = r && r.op;
-    const reply = (ok, value) => e.source.postMessage({ cookiebridge: 1, id, ok, [ok ? 'value' : 'error']: value }, e.origin);
-    if (e.source !== parent || !origins.includes(e.origin) || !r || r.cookiebridge !== 1) return;
-    if (typeof id != 'string' || id.length > 64) return;
+  // One request, from the port a trusted parent handed over.
+  const serve = e => {
+    const r = e.data, op = r && r.op, answer = e.ports[0];
+    const reply = (ok, value) => answer.postMessage({ ok, [ok ? 'value' : 'error']: value });
+    if (!answer) return;
     if (typeof op != 'string' || !operations[op]) return reply(false, 'unknown-operation');
     if (op != 'hello' && op != 'test' && !names.includes(r.name)) return reply(false, 'name-not-allowed');
     new Promise(resolve => resolve(operations[op](r))).then(
       value => reply(true, value),
       error => reply(false, typeof error == 'string' ? error : 'failed'));
-  });
+  };
 
-  // Tell the parent we listen, so it need not wait for its next hello. The browser delivers this only when the
-  // parent really has that origin, so a wrong guess leaks nothing.
-  let guess = location.ancestorOrigins && location.ancestorOrigins[0];
-  try {
-    guess = guess || new URL(document.referrer).origin;
-  } catch { /* no usable referrer: the parent's hello polling covers it */ }
-  if (origins.includes(guess)) parent.postMessage({ cookiebridge: 1, id: 'ready', ok: true, value: hello() }, guess);
+  addEventListener('message', e => {
+    const port = e.ports[0];
+    if (e.source !== parent || !origins.includes(e.origin) || !port || !e.data || e.data.cookiebridge !== 1) return;
+    port.onmessage = serve;
+    port.postMessage(hello());
+  });
 })();

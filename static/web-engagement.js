@@ -1,4 +1,4 @@
-/*! cookiebridge web-engagement | MIT License | https://github.com/cookiebridge/cookiebridge */
+/*! cookiebridge web-engagement | MIT */
 // Web Engagement context for a media widget (the guide's proactive invitation → GMS chat widget hand-over).
 // Invitation side: getIds() asks the Monitoring JS API (_gt) for visitID and pageID, openWidget() opens the media
 // widget with them and the scenario in its URL. Widget side: readFromLocation() reads them back and attachedData()

@@ -64,7 +64,7 @@ def test_scripts_are_minified_with_banner_and_hashed_immutable_copies(client: Te
         stable = client.get(f"/{name}.min.js")
         assert stable.status_code == 200
         assert stable.headers["content-type"] == "text/javascript; charset=utf-8"
-        assert stable.text.startswith(f"/*! cookiebridge {name} | MIT License")
+        assert stable.text.startswith(f"/*! cookiebridge {name} | MIT */")
         assert "\n  " not in stable.text  # indentation is gone
         assert stable.headers["cache-control"] == "public, max-age=300"
         asset = build_script(name)

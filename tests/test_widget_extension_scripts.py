@@ -18,7 +18,7 @@ def test_served_minified_with_banner_and_a_hashed_copy(client: TestClient, name:
     stable = client.get(f"/{name}.min.js")
     assert stable.status_code == 200
     assert stable.headers["content-type"] == "text/javascript; charset=utf-8"
-    assert stable.text.startswith(f"/*! cookiebridge {name} | MIT License")
+    assert stable.text.startswith(f"/*! cookiebridge {name} | MIT */")
     assert "\n  " not in stable.text
     for exported in EXTENSIONS[name]:
         assert exported + "=" in stable.text.replace(" ", "")

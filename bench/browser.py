@@ -11,7 +11,8 @@ performance.now() (ms since the page's navigation start) when it resolves with t
 Each run is a fresh browser session (empty cookies and HTTP cache), like a customer's first move from A to B:
   iframe path:  A: set the session cookie, saveCookie(); then B is typed in (goto); B restores from the iframe.
                 Only where third-party cookies work (the "third-party-allowed" profiles; not WebKit).
-  handoff path: A: set the session cookie; click the link to B; the provider puts a handoff code on it; B redeems.
+  handoff path: A: set the session cookie, saveCookie() (as on WebChat.started); click the link to B; the
+                provider puts a handoff code on it; B redeems.
                 In each engine as shipped ("default" policy).
 Caching, per engine as shipped: requests to the bridge on a first view of A, a repeat view of A (another page of
 the site: a different URL, so nothing is a reload), the handoff arrival on B and a repeat view of B.
@@ -130,9 +131,13 @@ class Sessions:
             self.browser.close()
 
 
-def set_session_cookie(session: drivers.Session, value: str) -> None:
-    session.evaluate("document.cookie = args[0] + '=' + args[1] + '; Path=/; Secure; SameSite=Lax'; return true;",
-                     COOKIE, value)
+def start_session(session: drivers.Session, value: str) -> bool:
+    """What a chat start does on A: the widget writes its session cookie, and the guide's page calls saveCookie()
+    on WebChat.started (which also has the provider load its API script, so links carry the session). Returns
+    saveCookie()'s result: whether the bridge now holds the session."""
+    return session.evaluate("""
+        document.cookie = args[0] + '=' + args[1] + '; Path=/; Secure; SameSite=Lax';
+        return await provider.saveCookie();""", COOKIE, value)
 
 
 def run_once(sessions: Sessions, engine: str, policy: str, path: str, site_a: str, site_b: str, log: BridgeLog,
@@ -141,9 +146,9 @@ def run_once(sessions: Sessions, engine: str, policy: str, path: str, site_a: st
     with sessions.open(engine, policy, workdir) as session:
         session.goto(site_a + "/bench.html")
         session.wait_for(LOADED)
-        set_session_cookie(session, value)
+        saved = start_session(session, value)
         if path == "iframe":
-            if session.evaluate("return await provider.saveCookie();") is not True:
+            if saved is not True:
                 raise RuntimeError(f"{engine}/{policy}: saveCookie() failed: third-party cookies blocked?")
             mark = log.mark()
             session.goto(site_b + "/bench.html")
@@ -173,7 +178,7 @@ def caching(sessions: Sessions, engine: str, site_a: str, site_b: str, log: Brid
 
         view("first view A", site_a + "/bench.html?view=1")
         view("repeat view A", site_a + "/bench.html?view=2")
-        set_session_cookie(session, "bench-" + uuid.uuid4().hex)
+        start_session(session, "bench-" + uuid.uuid4().hex)
         view("handoff to B", None)
         view("repeat view B", site_b + "/bench.html?view=2")
     return views

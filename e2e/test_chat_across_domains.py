@@ -258,9 +258,16 @@ def test_shared_iframe_and_value_limits(request, browser: Session, topology: Top
         const stored = await cookieProvider.request({op: 'set', name: SESSION_COOKIE_NAME, value: fits});
         const readBack = await cookieProvider.request({op: 'get', name: SESSION_COOKIE_NAME});
         const refused = await cookieProvider.request({op: 'set', name: SESSION_COOKIE_NAME, value: tooLarge});
-        return {frames, stored, readBack: readBack.value === fits, refused};
+        // A page that moves the iframe in the DOM reloads it; the provider opens a new channel to the new document.
+        const frame = document.querySelector('iframe[title="cookiebridge"]');
+        const reloaded = new Promise(resolve => frame.addEventListener('load', resolve, {once: true}));
+        document.body.appendChild(frame);
+        await reloaded;
+        const afterMove = await cookieProvider.request({op: 'hello'});
+        return {frames, stored, readBack: readBack.value === fits, refused, afterMove};
     """)
     assert outcome["frames"] == 1
+    assert outcome["afterMove"]["ok"] is True and outcome["afterMove"]["value"]["version"] == 1
     assert outcome["refused"] == {"ok": False, "error": "too-large"}
     if third_party_cookies(combo) or combo == ("firefox", "default"):  # Firefox stores a partitioned copy
         assert outcome["stored"]["ok"] is True and outcome["readBack"] is True

@@ -9,7 +9,8 @@
 //
 // Link handoff and signed identity use the bridge's JSON API and live in cookie-provider-api.min.js, which this
 // script loads (pinned by SRI) only on pages that can use them: one arriving with a handoff code, one with an
-// identity, and one with a chat session to carry over a link. Every other page view costs this file and the iframe.
+// identity, and one with a chat session (there from the start, restored, or saved) to carry over a link. Every
+// other page view costs this file and the iframe.
 (() => {
   if (window.CookieProvider && CookieProvider.cookiebridge) return;
   // [file, SRI integrity] of cookie-provider-api.min.js, beside the iframe page; the build puts in the hashed name.

@@ -116,7 +116,7 @@ def build_script(name: str) -> Asset:
 
 def pin_api_script(provider: str, api_script: Asset) -> str:
     """The minified provider, loading this exact build of cookie-provider-api: its immutable hashed name, pinned
-    by SRI. sha256 rather than sha384 keeps 21 bytes off every page view; it is as collision-resistant here."""
+    by SRI. sha256, which SRI accepts as it does sha384, keeps about 20 gzipped bytes off every page view."""
     if provider.count(API_SCRIPT_SLOT) != 1:
         raise RuntimeError(f"cookie-provider.js must hold {API_SCRIPT_SLOT} exactly once")
     pinned = f"['{api_script.hashed_name}','{subresource_integrity(api_script.body, 'sha256')}']"

@@ -118,7 +118,8 @@
 
         // Resolves with the restored raw value once it is written as this site's cookie, or null. Mechanisms, in
         // order: a handoff code in the URL (the customer just followed a link), the signed identity, the iframe's
-        // cookie. All start at once and the whole call settles within one timeout; the first with a session wins.
+        // cookie. The iframe request and the API script start at once, and the whole call settles within one
+        // timeout; the first mechanism in that order with a session wins.
         async loadCookie() {
           const until = Date.now() + timeout, frame = request({ op: 'get', name }, until);
           const m = mechanisms && await load(until), loads = [m && m.handoff(until), m && m.identity(until), frame];

@@ -41,9 +41,10 @@
     }
   };
 
-  // Handoff codes come from the bridge's JSON API; an iframe page built without one (cookiebridge build) says api: false.
-  const usable = (c, origin) =>
-    c.o.handoff !== false && c.info().api !== false && c.read(c.name) !== null && (c.o.origins || c.info().origins || []).includes(origin);
+  // Whether links to `origin` can carry this provider's session. Handoff codes come from the bridge's JSON API; an
+  // iframe page built without one (cookiebridge build) says api: false.
+  const usable = (c, origin) => c.o.handoff !== false && c.info().api !== false && c.read(c.name) !== null &&
+    (c.o.origins || c.info().origins || []).includes(origin);
 
   // Links to the other trusted sites carry a fresh handoff code. Codes are fetched when the pointer or focus
   // lands on such a link and put on the link at click time; a click that comes first waits for its code.

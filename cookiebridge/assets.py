@@ -99,10 +99,11 @@ def _hashed(stable: str, body: bytes) -> str:
     return f"{stem}.{hashlib.sha256(body).hexdigest()[:12]}.{ext}"
 
 
-def build_script(name: str) -> Asset:
+def build_script(name: str, api_script: Asset | None = None) -> Asset:
+    """`api_script`: for cookie-provider, the built cookie-provider-api it pins (built here when not given)."""
     source = minify((resource_dir("static") / f"{name}.js").read_text(encoding="utf-8"))
     if name == "cookie-provider":
-        source = pin_api_script(source, build_script("cookie-provider-api"))
+        source = pin_api_script(source, api_script or build_script("cookie-provider-api"))
     body = source.encode("utf-8")
     stable = f"{name}.min.js"
     headers = {
@@ -160,6 +161,9 @@ def build_assets(
     trusted_origins: Iterable[str], cookie_names: Iterable[str], cookie_max_age: int, *, api: bool = True
 ) -> list[Asset]:
     """Every served file: the scripts, then the iframe page that references the iframe script by hash."""
-    scripts = {name: build_script(name) for name in SCRIPTS}
+    api_script = build_script("cookie-provider-api")
+    scripts = {
+        name: api_script if name == "cookie-provider-api" else build_script(name, api_script) for name in SCRIPTS
+    }
     page = render_iframe_page(trusted_origins, cookie_names, cookie_max_age, scripts["iframe"], api=api)
     return [*scripts.values(), page]

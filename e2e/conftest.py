@@ -38,6 +38,15 @@ RESULTS = Path(__file__).parent / "results"
 WIDGET_SETTLED = "window.__widgetDouble && window.__widgetDouble.events.indexOf('WebChat.opened') >= 0"
 
 
+def wait_saved_in_iframe(browser: drivers.Session, provider: str) -> None:
+    """Until the bridge's iframe cookie holds this site's session cookie (saveCookie has run). `provider`: the
+    page's expression for its CookieProvider."""
+    browser.wait_for(f"""(async () => {{
+        const p = {provider}, raw = document.cookie.split('; ').find(c => c.startsWith(p.name + '='));
+        return raw && (await p.request({{ op: 'get', name: p.name }})).value === raw.slice(p.name.length + 1);
+    }})()""")
+
+
 @dataclass(frozen=True)
 class Topology:
     bridge: str

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from cookiebridge.identity import sign_identity
-from e2e.conftest import COOKIE, IDENTITY_SECRET, WIDGET_SETTLED, Topology
+from e2e.conftest import COOKIE, IDENTITY_SECRET, WIDGET_SETTLED, Topology, wait_saved_in_iframe
 from e2e.drivers import Session
 from e2e.matrix import observe
 
@@ -43,14 +43,6 @@ def start_chat(browser: Session, url: str) -> dict:
     browser.evaluate("await CXBus.command('WebChat.startChat', {extra: args[0]}); return true;", EXTRA)
     browser.wait_for("window.__widgetDouble.state === 'started'")
     return widget(browser)["sessionData"]
-
-
-def wait_saved_in_iframe(browser: Session, provider: str) -> None:
-    """Until the bridge's iframe cookie holds this site's session cookie (the guide's saveCookie has run)."""
-    browser.wait_for(f"""(async () => {{
-        const p = {provider}, raw = document.cookie.split('; ').find(c => c.startsWith(p.name + '='));
-        return raw && (await p.request({{ op: 'get', name: p.name }})).value === raw.slice(p.name.length + 1);
-    }})()""")
 
 
 def follow_link(browser: Session, selector: str, origin: str) -> None:

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from e2e.conftest import COOKIE, WIDGET_SETTLED, Topology
+from e2e.conftest import COOKIE, WIDGET_SETTLED, Topology, wait_saved_in_iframe
 from e2e.drivers import Session
 from e2e.matrix import observe
 
@@ -138,10 +138,7 @@ def test_an_ended_chat_is_removed_from_the_bridge(request, browser: Session, top
     open_finalizer(browser, topology.site_a)
     start_chat(browser)
     if combo[1] == "third-party-allowed":  # only there does the iframe's cookie carry the chat (browsers.md)
-        browser.wait_for("""(async () => {
-            const raw = document.cookie.split('; ').find(c => c.startsWith(cookieProvider.name + '='));
-            return raw && (await cookieProvider.request({ op: 'get', name: cookieProvider.name })).value === raw.slice(cookieProvider.name.length + 1);
-        })()""")
+        wait_saved_in_iframe(browser, "cookieProvider")
     browser.evaluate("""
         const original = cookieProvider.removeCookie;
         window.__removals = [];

@@ -33,6 +33,11 @@ from .resources import resource_dir
 DEFAULT_COOKIE_NAME = "customer-defined-session-cookie"
 SYSTEM_PARTICIPANT = "00000000-0000-0000-0000-000000000000"
 INTERACTION_STATES = ("Active", "Finalizing", "Completed")
+# The pages' Genesys Widgets transport (type "pureengage-v3-rest"): the chat emulator's dataURL on every site, the
+# endpoint (service) name and the x-api-key it checks.
+CHAT_DATA_URL = "/genesys/chat/v3/customer-support"
+CHAT_ENDPOINT = "customer-support"
+CHAT_API_KEY = "demo-api-key"
 GREETING = "Agent (simulated): hello! How can I help you today?"
 
 MAX_BODY = 16 * 1024
@@ -356,6 +361,9 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
                 provider_url=provider_url or base + "/cookie-provider.min.js",
                 cookie_name=cookie_name,
                 identity_token=token,
+                chat_data_url=CHAT_DATA_URL,
+                chat_endpoint=CHAT_ENDPOINT,
+                chat_api_key=CHAT_API_KEY,
                 finalizer_url=base + "/chat-finalizer.min.js",
                 web_engagement_url=base + "/web-engagement.min.js",
                 flags=flags,

@@ -25,7 +25,10 @@ except ImportError:  # pragma: no cover - depends on the installation
 SCRIPTS = ("cookie-provider", "cookie-provider-api", "iframe", "chat-finalizer", "web-engagement")
 # cookie-provider.min.js loads cookie-provider-api.min.js on the pages that need it, by hashed name and pinned with
 # SRI; its source holds this [file, integrity] pair, which the build fills in.
-API_SCRIPT_SLOT = "['cookie-provider-api.min.js','']"
+API_SCRIPT_SLOT = '["cookie-provider-api.min.js",""]'
+# Scripts whose locals are renamed (tools/terser) for their size budgets: the bridge serves static/mangled/<name>.js,
+# generated from static/<name>.js and committed, so that installing or running cookiebridge needs no Node.
+MANGLED = ("cookie-provider", "cookie-provider-api")
 IFRAME_PAGE = "iframe.html"
 STABLE_CACHE = "public, max-age=300"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
@@ -101,7 +104,8 @@ def _hashed(stable: str, body: bytes) -> str:
 
 def build_script(name: str, api_script: Asset | None = None) -> Asset:
     """`api_script`: for cookie-provider, the built cookie-provider-api it pins (built here when not given)."""
-    source = minify((resource_dir("static") / f"{name}.js").read_text(encoding="utf-8"))
+    path = resource_dir("static") / ("mangled" if name in MANGLED else "") / f"{name}.js"
+    source = minify(path.read_text(encoding="utf-8"))
     if name == "cookie-provider":
         source = pin_api_script(source, api_script or build_script("cookie-provider-api"))
     body = source.encode("utf-8")

@@ -108,10 +108,26 @@
   for (const type of ['pointerdown', 'touchstart', 'focusin']) addEventListener(type, prefetch, true);
   addEventListener('click', onClick); // bubbling: the page's own handlers have had their say
 
+  // Genesys Widgets rewrite the session cookie as the chat goes on (after every message), and when a chat ends (by
+  // the customer, the agent or the server, the last with no event at all) they remove only their own state cookies.
+  // So follow the cookie while the page holds a session: a new value goes to the bridge, and once the widget's state
+  // cookie has gone the bridge forgets the session, so that an ended chat is not restored on the next site.
+  const follow = ({ p, name, read }) => {
+    let saved = read(name), live;
+    setInterval(() => {
+      const value = read(name), widget = /webchat\.state\.[^=]+\.session=/.test(document.cookie);
+      if (value !== null && live && !widget) p.removeCookie();
+      else if (value !== null && value !== saved) p.saveCookie();
+      saved = value;
+      live = widget;
+    }, 1e3);
+  };
+
   CookieProvider.api = c => {
     const { name } = c;
     c.codes = {}; // destination origin -> { expires, reply, code }
     contexts.push(c);
+    follow(c);
     return {
       async handoff(until) {
         if (!arrivalCode) return;

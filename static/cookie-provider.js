@@ -31,10 +31,25 @@
     return null;
   };
 
-  const write = (name, raw, maxAge) => {
+  // Where the widget keeps its session cookie: on a hostname, Genesys Widgets write it for the whole registrable
+  // domain (Domain=domain-b.com), on an IP address or a single-label host for the host only. The registrable domain
+  // is the shortest suffix of the hostname that accepts a cookie.
+  const registrable = (host, labels = host.split('.')) => {
+    for (let i = labels.length - 1; !/^[\d.]+$|:/.test(host) && --i > 0;) {
+      const domain = labels.slice(i).join('.'), probe = 'cb_domain=1; Path=/; Domain=' + domain;
+      document.cookie = probe;
+      if (read('cb_domain')) return document.cookie = probe + '; Max-Age=0', domain;
+    }
+    return '';
+  };
+
+  // Writes the raw value where the widget will look for it, and leaves exactly one cookie of that name: a host-only
+  // copy goes when a domain-wide one is written, and removal (maxAge 0) takes both.
+  const write = (name, raw, maxAge, domain) => {
     if (/[;\x00-\x1f\x7f]/.test(raw)) return false;
-    document.cookie = name + '=' + raw + '; Path=/; Max-Age=' + maxAge + '; SameSite=Lax' +
-      (location.protocol == 'https:' ? '; Secure' : '');
+    const attributes = '; Path=/; SameSite=Lax' + (location.protocol == 'https:' ? '; Secure' : '');
+    if (domain) document.cookie = name + '=; Max-Age=0' + attributes;
+    document.cookie = name + '=' + raw + '; Max-Age=' + maxAge + attributes + (domain ? '; Domain=' + domain : '');
     return maxAge <= 0 || read(name) === raw;
   };
 
@@ -73,14 +88,16 @@
    * new CookieProvider(SESSION_COOKIE_NAME, IFRAME_URL, showThirdPartyCookieNotification)
    * The third argument may also be an options object: { onThirdPartyCookies(enabled, details),
    * onError(operation, error), timeout: ms (3000), identity: token or function, handoff: true,
-   * origins: [trusted origins, if the iframe cannot tell them] }.
+   * origins: [trusted origins, if the iframe cannot tell them], cookieDomain: where to write the session cookie
+   * ('' for this host only; by default the registrable domain on a hostname, where Genesys Widgets write it) }.
    */
   class CookieProvider {
     constructor(name, iframeUrl, options) {
       const o = typeof options == 'function' ? { onThirdPartyCookies: options } : options || {};
       const p = this, timeout = o.timeout > 0 ? +o.timeout : 3000;
-      let channel, url, mechanisms;
+      let channel, url, mechanisms, domain = o.cookieDomain;
       name = String(name);
+      const store = (raw, maxAge) => write(name, raw, maxAge, domain = domain != null ? domain : registrable(location.hostname));
       const info = () => channel ? channel.info : {};
       const request = async (r, until = Date.now() + timeout) => channel ? channel.call(r, until) : failed('no-bridge');
       const fail = (operation, error, result) => {
@@ -126,7 +143,7 @@
           for (const mechanism of ['handoff', 'identity', 'iframe']) {
             const r = await loads.shift();
             if (r && r.ok && r.value) {
-              if (!write(name, r.value, info().maxAge || 2592e3)) break; // 30 days if the iframe did not say
+              if (!store(r.value, info().maxAge || 2592e3)) break; // 30 days if the iframe did not say
               p.restoredFrom = mechanism;
               load(); // links now carry this session
               return r.value;
@@ -139,20 +156,20 @@
         // Resolves true once the bridge holds this site's current session cookie (iframe cookie and/or identity).
         async saveCookie() {
           const until = Date.now() + timeout, value = read(name);
-          let saved = false;
+          let ok = false;
           if (value !== null) {
             for (const r of await Promise.all([
               request({ op: 'set', name, value }, until),
               load(until).then(m => m && m.save(value, until)),
-            ])) if (r && r.error) fail('saveCookie', r.error); else saved = saved || !!(r && r.ok);
+            ])) if (r && r.error) fail('saveCookie', r.error); else ok = ok || !!(r && r.ok);
           }
-          return saved;
+          return ok;
         },
 
         // Forgets the session here and on the bridge, so an ended chat is not restored on the next domain.
         async removeCookie() {
           const until = Date.now() + timeout;
-          write(name, '', 0);
+          store('', 0);
           const [r] = await Promise.all([
             request({ op: 'remove', name }, until),
             mechanisms && load(until).then(m => m && m.remove(until)),
@@ -200,8 +217,10 @@
     // Genesys Widgets call an extension with ($, CXBus, Common).
     return Object.assign(($, CXBus) => {
       const plugin = CXBus.registerPlugin('CookieProviderExtension.' + p.name);
-      plugin.subscribe('WebChat.started', p.saveCookie);
-      plugin.subscribe('WebChat.ended', p.removeCookie);
+      // The real widget's events: there is no WebChat.ended, and WebChat.started carries no session.
+      plugin.subscribe('WebChatService.started', p.saveCookie);
+      plugin.subscribe('WebChatService.ended', p.removeCookie);
+      plugin.subscribe('WebChatService.sessionLost', p.removeCookie);
       p.cookieTest();
     }, { provider: p });
   };

@@ -78,8 +78,10 @@
     return fresh(null);
   }
 
-  function sessionIdOf(event) {
-    var id = event && event.data && event.data.sessionId;
+  // WebChatService.started carries the session as { data: { sessionId, participantId, token } }; the
+  // WebChatService.getSessionData command answers the same object without the wrapper.
+  function sessionIdOf(data) {
+    var id = data && (data.data && typeof data.data === 'object' ? data.data : data).sessionId;
     return typeof id === 'string' && id ? id.slice(0, MAX_KEY) : null;
   }
 
@@ -125,21 +127,22 @@
         }
       });
     }
+    // The real widget's events: WebChat.started (new chats only) and WebChatService.restored carry no session id,
+    // and there is no WebChat.ended. A chat the server ends has no event at all; the next start resets the record.
     on('WebChatService.messageReceived', self.received);
-    on('WebChat.started', function (e) {
-      self.reset(sessionIdOf(e));
+    on('WebChatService.started', function (e) {
+      self.reset(sessionIdOf(e && e.data));
     });
-    on('WebChat.restored', function (e) {
-      var id = sessionIdOf(e), record = self.record;
-      if (!id || id === record.session) return;
-      if (record.session) {
-        self.reset(id); // another chat than the one this tab remembers
-      } else {
-        record.session = id;
-        self.save(record);
-      }
+    on('WebChatService.restored', function () {
+      if (typeof self.bus.command !== 'function') return;
+      call('WebChatService.getSessionData', function () {
+        return self.bus.command('WebChatService.getSessionData').then(function (data) {
+          self.restored(sessionIdOf(data));
+        });
+      });
     });
-    on('WebChat.ended', self.ended);
+    on('WebChatService.ended', self.ended);
+    on('WebChatService.sessionLost', self.ended);
   }
 
   ChatFinalizer.cookiebridge = VERSION;
@@ -154,6 +157,18 @@
 
   ChatFinalizer.prototype.reset = function (sessionId) {
     this.save(fresh(sessionId));
+  };
+
+  // A restored chat: the record this tab kept stays if it is the same chat, and starts over for another one.
+  ChatFinalizer.prototype.restored = function (sessionId) {
+    var record = this.record;
+    if (!sessionId || sessionId === record.session) return;
+    if (record.session) {
+      this.reset(sessionId);
+    } else {
+      record.session = sessionId;
+      this.save(record);
+    }
   };
 
   // Every state change moves the current interaction forward (a history replay repeats the same steps and lands

@@ -12,7 +12,7 @@
 // identity, and one with a chat session (there from the start, restored, or saved) to carry over a link. Every
 // other page view costs this file and the iframe.
 (() => {
-  if (window.CookieProvider && CookieProvider.cookiebridge) return;
+  if (window.CookieProvider && window.CookieProvider.cookiebridge) return; // loaded twice: keep the first
   // [file, SRI integrity] of cookie-provider-api.min.js, beside the iframe page; the build puts in the hashed name.
   const API_SCRIPT = ['cookie-provider-api.min.js', ''];
   const channels = {}; // iframe URL -> channel

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
@@ -18,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from . import __version__
 from .assets import Asset, build_assets, etag_of
 from .api import Api
-from .config import SETTINGS_ENV, Settings, load_settings
+from .config import Settings, load_settings
 from .handoff import HandoffCodes
 from .stores import Store, StoreUnavailable, open_store
 
@@ -176,7 +175,17 @@ def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
     return app
 
 
+_handed_over: list[str] = []
+
+
+def hand_over_settings(text: str) -> None:
+    """Called by `serve`'s uvicorn configuration in each worker, just before uvicorn calls the factory below."""
+    _handed_over[:] = [text]
+
+
 def app_from_environment() -> Starlette:
-    """uvicorn factory for `serve`: the CLI puts the validated settings in the environment for each worker."""
-    text = os.environ.get(SETTINGS_ENV)
-    return create_app(Settings.from_json(text) if text else load_settings())
+    """uvicorn factory for `serve`: the settings `serve` validated and handed over (see cli.BridgeConfig), or,
+    when started by uvicorn directly, the settings from the environment and COOKIEBRIDGE_CONFIG."""
+    if _handed_over:
+        return create_app(Settings.from_json(_handed_over.pop()))
+    return create_app(load_settings())

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import sys
 from typing import Any, Callable
 
 import click
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from . import __version__
-from .config import SETTINGS_ENV, ConfigError, Settings, load_settings
+from .config import ENV_PREFIX, ConfigError, Settings, load_settings
+from .limits import Limits
 
 # Every option that maps onto a setting; `serve` and `check` share them so `check` validates what `serve` runs.
 _SETTING_OPTIONS = [
@@ -42,6 +47,14 @@ _SETTING_OPTIONS = [
                  help="A retired identity_secret still accepted for identity tokens during a rotation (repeatable; "
                       "prefer COOKIEBRIDGE_PREVIOUS_IDENTITY_SECRETS)."),
     click.option("--rate-limit", help="API requests a minute per client address [600]."),
+    click.option("--handoff-budget", help="Bytes of handoff records live at once, all sites together [67108864]."),
+    click.option("--handoff-budget-per-origin", help="Bytes of handoff records live at once per issuing site "
+                 "[16777216]."),
+    click.option("--identity-max-ttl", help="Longest validity in seconds accepted for an identity token [86400]."),
+    click.option("--max-header-bytes", help="Largest request head (request line and headers) per request [32768]."),
+    click.option("--header-timeout", help="Seconds a client has to send a request's head [10]."),
+    click.option("--body-timeout", help="Seconds a client has to send a request's body [10]."),
+    click.option("--max-connections", help="Open connections per worker; beyond it the slowest are shed [1000]."),
 ]
 
 
@@ -73,14 +86,63 @@ def describe_start(settings: Settings) -> list[str]:
     return [f"cookiebridge: warning: {note}" for note in settings.warnings()]
 
 
+# Environment variables that may hold keys: removed once read, so worker processes do not inherit them.
+_SECRET_VARIABLES = ("SECRET_KEY", "IDENTITY_SECRET", "PREVIOUS_SECRET_KEYS", "PREVIOUS_IDENTITY_SECRETS")
+# File descriptors a worker needs besides its client connections (listening socket, store, logs, imports).
+SPARE_FDS = 64
+
+
+class BridgeConfig(uvicorn.Config):
+    """uvicorn's configuration plus the bridge's settings and limits. uvicorn hands its configuration to each worker
+    process by pickling it through a pipe, so the settings, keys included, travel that way: never through the
+    workers' environment (readable in /proc/<pid>/environ), never through a file."""
+
+    def __init__(self, settings: Settings, limits: Limits, **kwargs: Any) -> None:
+        super().__init__("cookiebridge.app:app_from_environment", factory=True, **kwargs)
+        self.cookiebridge_settings = settings.to_json()
+        self.cookiebridge_limits = limits
+
+    def load(self) -> None:
+        from .app import hand_over_settings
+
+        hand_over_settings(self.cookiebridge_settings)  # before uvicorn calls the app factory
+        super().load()
+
+
+def connection_limit(wanted: int) -> int:
+    """Raise the soft file-descriptor limit so `wanted` connections fit (systemd's default soft limit is 1,024);
+    return how many connections really fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + SPARE_FDS
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return wanted
+    return max(1, soft - SPARE_FDS)
+
+
 def run(settings: Settings) -> None:
     """Serve the bridge with uvicorn; every worker builds its app from the same validated settings."""
     for line in describe_start(settings):
         click.echo(line, err=True)
-    os.environ[SETTINGS_ENV] = settings.to_json()
-    uvicorn.run(
-        "cookiebridge.app:app_from_environment",
-        factory=True,
+    for name in _SECRET_VARIABLES:
+        os.environ.pop(ENV_PREFIX + name, None)
+    connections = connection_limit(settings.max_connections)
+    if connections < settings.max_connections:
+        click.echo(f"cookiebridge: warning: max_connections {settings.max_connections} does not fit the file "
+                   f"descriptor limit ({resource.getrlimit(resource.RLIMIT_NOFILE)[0]}): using {connections}; raise "
+                   "it (systemd: LimitNOFILE=) or lower max_connections", err=True)
+    limits = Limits(max_header_bytes=settings.max_header_bytes, header_timeout=settings.header_timeout,
+                    body_timeout=settings.body_timeout, max_connections=connections)
+    config = BridgeConfig(
+        settings,
+        limits,
+        http="cookiebridge.limits:LimitedHttpToolsProtocol",
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
@@ -92,6 +154,17 @@ def run(settings: Settings) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    # What uvicorn.run does with a Config, which it cannot be given.
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    if config.workers == 1 and not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

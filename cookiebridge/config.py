@@ -18,8 +18,6 @@ from .origins import OriginError, normalise_origin
 from .stores import open_store
 
 ENV_PREFIX = "COOKIEBRIDGE_"
-# Where `serve` hands the effective settings to its uvicorn worker processes.
-SETTINGS_ENV = "COOKIEBRIDGE__EFFECTIVE_SETTINGS"
 
 DEFAULT_COOKIE_NAME = "customer-defined-session-cookie"
 # The embedded default for local trial: the two demo sites that `cookiebridge demo` serves.
@@ -66,6 +64,16 @@ class Settings:
     identity_secret: Secret | None = None
     identity_audience: str = "cookiebridge"
     rate_limit: int = 600
+    # Live handoff bytes (records issued within handoff_ttl), over all origins and per issuing origin.
+    handoff_budget: int = 64 * 1024 * 1024
+    handoff_budget_per_origin: int = 16 * 1024 * 1024
+    # The longest an identity token may be valid for (exp - now), however far its `exp` lies.
+    identity_max_ttl: int = 24 * 3600
+    # HTTP limits of `serve`, per worker process (cookiebridge/limits.py).
+    max_header_bytes: int = 32 * 1024
+    header_timeout: int = 10
+    body_timeout: int = 10
+    max_connections: int = 1000
     # Rotation: keys still accepted for verification (never used to sign), until the operator removes them.
     previous_secret_keys: tuple[Secret, ...] = ()
     previous_identity_secrets: tuple[Secret, ...] = ()
@@ -124,6 +132,16 @@ class Settings:
         for origin in self.trusted_origins:
             if origin.startswith("http://"):
                 notes.append(f"trusted origin {origin!r} uses plain http (allowed on loopback only, for testing)")
+        if self.handoff_budget_per_origin > self.handoff_budget:
+            notes.append(f"handoff_budget_per_origin ({self.handoff_budget_per_origin}) is above handoff_budget "
+                         f"({self.handoff_budget}): the global budget is reached first")
+        if self.host not in ("127.0.0.1", "::1", "localhost") and not self.ssl_certfile and not self.proxy_headers:
+            notes.append(f"host {self.host!r} listens beyond loopback with neither TLS (ssl_certfile) nor "
+                         "proxy_headers: put the bridge behind a TLS-terminating proxy, or give it a certificate")
+        if self.max_connections > 10_000 or self.header_timeout > 60 or self.body_timeout > 60:
+            notes.append(f"max_connections {self.max_connections}, header_timeout {self.header_timeout} s, "
+                         f"body_timeout {self.body_timeout} s: limits this loose let slow clients hold the worker; "
+                         "the defaults are 1000, 10 s and 10 s")
         if self.proxy_headers and self.forwarded_allow_ips.strip() == "*":
             notes.append("forwarded_allow_ips = '*' trusts X-Forwarded-For from anyone: a client can pick the address "
                          "the rate limit counts; list your proxies' addresses instead")
@@ -154,6 +172,13 @@ _INT_KEYS = {
     "cookie_max_age": (60, 400 * 24 * 3600),
     "handoff_ttl": (5, 600),
     "rate_limit": (1, 1_000_000),
+    "handoff_budget": (64 * 1024, 1 << 40),
+    "handoff_budget_per_origin": (64 * 1024, 1 << 40),
+    "identity_max_ttl": (60, 400 * 24 * 3600),
+    "max_header_bytes": (1024, 1024 * 1024),
+    "header_timeout": (1, 300),
+    "body_timeout": (1, 300),
+    "max_connections": (10, 1_000_000),
 }
 _BOOL_KEYS = {"proxy_headers"}
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")

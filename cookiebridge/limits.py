@@ -1,0 +1,219 @@
+"""HTTP-level limits for `serve`: uvicorn's httptools protocol with a cap on the request head, read deadlines for the
+head and the body, and a cap on open connections that sheds the slowest ones first.
+
+Why a subclass and not h11: httptools is what makes `serve` fast (bench/RESULTS.md), but neither it nor uvicorn's
+protocol bounds the head, and httptools joins the pieces of one long header value by repeated concatenation, so a
+single connection could hold the event loop for seconds. Here the bytes of a request head are counted *before* they
+reach the parser: at most `max_header_bytes` of one head are ever parsed. Everything after the head (routing, the
+body, the response) is uvicorn's code, unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+logger = logging.getLogger("cookiebridge")
+
+# Nothing the bridge serves has a URL near this; it bounds the URL within the head.
+MAX_URL_BYTES = 8192
+# How often, at most, each kind of shedding is logged (seconds); the line says how many happened meanwhile.
+LOG_EVERY = 10.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_header_bytes: int = 32 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    max_connections: int = 1000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class _ShedLog:
+    """One warning line per kind of shedding per LOG_EVERY seconds, with the count since the last line."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.last: dict[str, float] = {}
+
+    def note(self, kind: str, message: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        now = time.monotonic()
+        if now - self.last.get(kind, -LOG_EVERY) >= LOG_EVERY:
+            count, self.counts[kind], self.last[kind] = self.counts[kind], 0, now
+            logger.warning("cookiebridge: shedding load: %s (%d in the last %.0f s)", message, count, LOG_EVERY)
+
+
+SHED_LOG = _ShedLog()
+
+
+def _simple_response(status: int, message: str, extra: bytes = b"") -> bytes:
+    body = message.encode("ascii")
+    return b"".join([STATUS_LINE[status], b"content-type: text/plain; charset=utf-8\r\n", extra,
+                     b"content-length: ", str(len(body)).encode("ascii"), b"\r\nconnection: close\r\n\r\n", body])
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits of `config.cookiebridge_limits` (or the defaults)."""
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits: Limits = getattr(config, "cookiebridge_limits", DEFAULT_LIMITS)
+        # Connections still waiting for (or receiving) a request head, oldest first: the ones to shed.
+        waiting = getattr(server_state, "cookiebridge_waiting", None)
+        if waiting is None:
+            waiting = server_state.cookiebridge_waiting = {}
+        self.waiting: dict[LimitedHttpToolsProtocol, None] = waiting
+        self.head_bytes = 0
+        self.url_bytes = 0
+        self.refusal: tuple[int, str] | None = None
+        self.deadline: asyncio.TimerHandle | None = None
+
+    # --- connection cap --------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            victim = next(iter(self.waiting), None)
+            if victim is None:  # every connection is inside a request: refuse the newcomer
+                SHED_LOG.note("refused", f"{len(self.connections)} connections open, all busy (max_connections "
+                              f"{self.limits.max_connections}): refused new ones with 503")
+                transport.write(_simple_response(503, "Service Unavailable", b"retry-after: 5\r\n"))
+                transport.close()
+                return
+            SHED_LOG.note("evicted", f"{len(self.connections)} connections open (max_connections "
+                          f"{self.limits.max_connections}): closed the oldest one still waiting for its request head")
+            victim.close_now()
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.waiting.pop(self, None)
+        self._disarm()
+        super().connection_lost(exc)
+
+    def close_now(self) -> None:
+        self.waiting.pop(self, None)
+        self._disarm()
+        self.connections.discard(self)  # gone at once, so the newcomer has its slot
+        self.transport.close()
+
+    # --- deadlines -------------------------------------------------------------------------------------------
+    def _await_head(self) -> None:
+        self.waiting[self] = None
+        self.head_bytes = self.url_bytes = 0
+        self._arm(self.limits.header_timeout, "header")
+
+    def _arm(self, seconds: float, phase: str) -> None:
+        self._disarm()
+        self.deadline = self.loop.call_later(seconds, self._too_slow, phase)
+
+    def _disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def _too_slow(self, phase: str) -> None:
+        self.deadline = None
+        if self.transport.is_closing():
+            return
+        seconds = self.limits.header_timeout if phase == "header" else self.limits.body_timeout
+        started = phase == "body" or self.head_bytes > 0
+        if started:  # a client that never sent a byte (or an idle keep-alive one) is just closed
+            SHED_LOG.note(f"slow-{phase}", f"closed connections still sending their request {phase} after {seconds:g} s "
+                          f"({phase}_timeout)")
+        if started and (self.cycle is None or not self.cycle.response_started or phase == "header"):
+            self.transport.write(_simple_response(408, "Request Timeout"))
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        self.waiting.pop(self, None)
+        self.transport.close()
+
+    def timeout_keep_alive_handler(self) -> None:
+        self._disarm()
+        super().timeout_keep_alive_handler()
+
+    # --- head size -------------------------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self not in self.waiting:  # head complete: body and pipelined data go to the parser as they come
+            super().data_received(data)
+            return
+        room = self.limits.max_header_bytes - self.head_bytes
+        if len(data) <= room:
+            self.head_bytes += len(data)
+            super().data_received(data)
+            self._refuse_if_needed()
+            return
+        # Parse only what fits; whatever follows the head, if it completes in there, goes on as usual.
+        self.head_bytes += room
+        super().data_received(data[:room])
+        if self.transport.is_closing() or self._refuse_if_needed():
+            return
+        if self in self.waiting and self.head_bytes >= self.limits.max_header_bytes:
+            self._refuse(431, "Request Header Fields Too Large")
+        else:  # the head completed (and perhaps a pipelined one began, its count restarted) inside the slice
+            self.data_received(data[room:])
+
+    def _refuse_if_needed(self) -> bool:
+        if self.refusal is None or self.transport.is_closing():
+            return False
+        self._refuse(*self.refusal)
+        return True
+
+    def _refuse(self, status: int, message: str) -> None:
+        SHED_LOG.note(f"refused-{status}", f"answered {status} to request heads over the limit (max_header_bytes "
+                      f"{self.limits.max_header_bytes}, URL {min(MAX_URL_BYTES, self.limits.max_header_bytes)} bytes)")
+        self.waiting.pop(self, None)
+        self._disarm()
+        self.transport.write(_simple_response(status, message))
+        self.transport.close()
+
+    # --- parser callbacks ------------------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.refusal = None
+        if self not in self.waiting:  # a pipelined request right after the previous one
+            self._await_head()
+
+    def on_url(self, url: bytes) -> None:
+        self.url_bytes += len(url)
+        if self.url_bytes > min(MAX_URL_BYTES, self.limits.max_header_bytes):
+            self.refusal = (414, "URI Too Long")
+        elif self.refusal is None:
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.refusal is None:
+            super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self.refusal is not None:
+            return  # answered in data_received, the app never sees it
+        self.waiting.pop(self, None)
+        self._arm(self.limits.body_timeout, "body")
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self.refusal is None:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.refusal is not None:
+            return
+        self._disarm()
+        super().on_message_complete()
+        if self.cycle.response_complete and not self.transport.is_closing():
+            self._await_head()  # the answer went out before the body was in (e.g. 413): wait for the next head
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not (self.cycle.more_body or self.pipeline or self.transport.is_closing() or self in self.waiting):
+            self._await_head()

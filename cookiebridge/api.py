@@ -16,7 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .config import Settings
-from .errors import BadRequest, BridgeError, Forbidden, Gone, PayloadTooLarge, TooManyRequests, Unavailable
+from .errors import (INTERNAL_ERROR, BadRequest, BridgeError, Forbidden, Gone, PayloadTooLarge, TooManyRequests,
+                     Unavailable, log_internal_error)
 from .handoff import HandoffCodes
 from .identity import IdentityError, is_text, verify_identity
 from .stores import Store, StoreUnavailable
@@ -83,6 +84,9 @@ class Api:
             except StoreUnavailable:
                 unavailable = Unavailable("the bridge's store is unavailable; try again shortly")
                 return JSONResponse(unavailable.to_json(), status_code=503, headers={**headers, "Retry-After": "5"})
+            except Exception as error:  # a bug: one log line, and an answer the provider can read
+                log_internal_error(request.method, request.url.path, error)
+                return JSONResponse(INTERNAL_ERROR, status_code=500, headers=headers)
             return JSONResponse(result, headers=headers)
 
         return handle
@@ -118,7 +122,8 @@ class Api:
             raise Forbidden("signed identity is not enabled on this bridge (set identity_secret)", "identity-disabled")
         try:
             keys = [self.settings.identity_secret, *self.settings.previous_identity_secrets]
-            return verify_identity(data.get("token"), keys, audience=self.settings.identity_audience)
+            return verify_identity(data.get("token"), keys, audience=self.settings.identity_audience,
+                                   max_ttl=self.settings.identity_max_ttl)
         except IdentityError as error:
             raise Forbidden(str(error), error.code) from None
 

@@ -18,6 +18,7 @@ from . import __version__
 from .assets import Asset, build_assets, etag_of
 from .api import Api
 from .config import Settings, load_settings
+from .errors import INTERNAL_ERROR, log_internal_error
 from .handoff import HandoffCodes
 from .stores import Store, StoreUnavailable, open_store
 
@@ -110,7 +111,13 @@ class BridgeApp(Starlette):
             if file is not None:
                 await file(scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as error:  # Starlette answered with internal_error below and re-raised: log one line
+            log_internal_error(scope["method"], scope["path"], error)
 
 
 async def healthz(request: Request) -> Response:
@@ -119,6 +126,10 @@ async def healthz(request: Request) -> Response:
 
 async def not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "not-found", "message": f"no such resource: {request.url.path}"}, status_code=404)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    return JSONResponse(INTERNAL_ERROR, status_code=500, headers={"Cache-Control": "no-store"})
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
@@ -168,7 +179,10 @@ def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
 
     files = prepare_files(assets)
     routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]), *asset_routes(files), *api.routes()]
-    app = BridgeApp(files, routes=routes, exception_handlers={404: not_found, 405: method_not_allowed}, lifespan=lifespan)
+    app = BridgeApp(files, routes=routes, exception_handlers={404: not_found, 405: method_not_allowed, Exception: internal_error}, lifespan=lifespan)
+    # No 307 from /iframe.html/ to /iframe.html: its Location would be built from the Host header (and say http://
+    # behind a TLS proxy). Every URL the bridge serves is exact; anything else is a 404.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.assets = {asset.name: asset for asset in assets}
     app.state.store = store

@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
+
+logger = logging.getLogger("cookiebridge")
+
+INTERNAL_ERROR = {"error": "internal", "message": "the bridge failed on this request; it has been logged"}
+
+
+def log_internal_error(method: str, path: str, error: BaseException) -> None:
+    """One line for an unexpected exception: where it was raised and what, without the request's data spilling
+    over lines (a traceback per request would let one client flood the log)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
+    what = f"{type(error).__name__}: {error}".encode("unicode_escape").decode("ascii")[:300]
+    logger.error("cookiebridge: internal error on %s %s at %s: %s", method, path[:100].encode("unicode_escape")
+                 .decode("ascii"), where, what)
+
 
 class BridgeError(Exception):
     status = 400

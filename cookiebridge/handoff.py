@@ -7,15 +7,29 @@ wrong site, before it touches the store. Redeeming takes the stored value atomic
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Sequence
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from .errors import BadRequest, Forbidden, Gone
 
 SALT = "cookiebridge.handoff.v1"
 MAX_CODE_LENGTH = 512
+_CODE = re.compile(r"[A-Za-z0-9_\-.]+")
+
+
+def is_canonical(code: str) -> bool:
+    """Only the base64url alphabet and dots, each part in the one spelling itsdangerous writes. Python's base64
+    decoder skips other bytes and ignores unused low bits, so without this one code had many accepted spellings."""
+    if not _CODE.fullmatch(code):
+        return False
+    try:
+        return all(base64_encode(base64_decode(part)) == part.encode("ascii") for part in code.split(".") if part)
+    except BadData:
+        return False
 
 
 class HandoffCodes:
@@ -33,6 +47,8 @@ class HandoffCodes:
         """Return the store id of a code presented by `origin`, or raise the error to answer with."""
         if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_LENGTH:
             raise BadRequest("'code' must be the handoff code string from the link", "bad-code")
+        if not is_canonical(code):
+            raise Forbidden("handoff code is not one this bridge issued", "forged")
         try:
             ident, destination = self._serializer.loads(code, max_age=self.ttl)
         except SignatureExpired:

@@ -468,3 +468,129 @@ def test_rotation_settings_are_validated(flags: dict, message: str) -> None:
     ConfigError line naming the setting, no key shown."""
     with pytest.raises(ConfigError, match=message):
         load_settings(environ={}, flags={"trusted_origins": [A], "secret_key": SECRET, **flags})
+
+
+# --- issue 17: one request's 500, token and code edges, trailing slashes ----------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def signed_token(claims: dict, header: dict | None = None, key: str = IDENTITY_KEY) -> str:
+    head = _b64(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
+    body = _b64(json.dumps(claims).encode())
+    return f"{head}.{body}." + _b64(hmac.new(key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+
+
+@pytest.mark.parametrize("endpoint", ["identity/save", "identity/load", "identity/delete"])
+def test_non_ascii_identity_token_is_malformed_not_a_500(api: TestClient, endpoint: str) -> None:
+    """Attacker: an identity token whose payload part is a snowman (`eyJhbGciOiJIUzI1NiJ9.☃.AAAA`). Seen before the
+    fix: a text/plain 500 without CORS and about 50 lines of traceback per request. Now: 403 malformed, readable by
+    the calling site."""
+    status, body, headers = post(api, endpoint, A, {"token": "eyJhbGciOiJIUzI1NiJ9.\u2603.AAAA", "name": NAME,
+                                                    "value": "v"})
+    assert (status, body["error"]) == (403, "malformed") and headers["access-control-allow-origin"] == A
+
+
+def test_an_unexpected_exception_is_a_json_500_and_one_log_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """Any bug left (simulated: the store raises a plain RuntimeError, and so does /healthz). Seen before the fix:
+    text/plain 500 without CORS and a traceback in the log. Now: JSON 500 `internal` with CORS and Cache-Control,
+    and exactly one log line each, naming the file and line, with no traceback."""
+    import cookiebridge.app as app_module
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("simulated bug\nwith a second line")
+
+    monkeypatch.setattr(app_module, "healthz", broken)
+    app = create_app(bridge_settings(tmp_path))
+    monkeypatch.setattr(app.state.store, "get", broken)
+    with TestClient(app, raise_server_exceptions=False) as client, caplog.at_level("ERROR"):
+        status, body, headers = post(client, "identity/load", A, {"token": token(), "name": NAME})
+        health = client.get("/healthz")
+    assert (status, body["error"]) == (500, "internal") and headers["access-control-allow-origin"] == A
+    assert headers["cache-control"] == "no-store"
+    assert (health.status_code, health.json()["error"]) == (500, "internal")
+    errors = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert len(errors) == 2 and all(record.exc_info is None for record in errors)
+    assert all("\n" not in record.getMessage() and "RuntimeError: simulated bug" in record.getMessage() for record in errors)
+
+
+@pytest.mark.parametrize(
+    ("exp_ahead", "expected"),
+    [(1e308, "malformed"), (2 * 24 * 3600, "malformed"), (23 * 3600, None)],
+    ids=["1e308", "two days", "23 hours"],
+)
+def test_identity_token_lifetime_is_capped(api: TestClient, exp_ahead: float, expected: str | None) -> None:
+    """Attacker holding a leaked token signed with an `exp` of 1e308 (valid forever) or days ahead. Seen before the
+    fix: accepted. Now: 403 malformed beyond identity_max_ttl (a day by default); a 23-hour token still works."""
+    status, body, _ = post(api, "identity/load", A, {"token": signed_token(
+        {"sub": "c-1", "aud": "cookiebridge", "exp": time.time() + exp_ahead}), "name": NAME})
+    assert (status, body.get("error")) == ((200, None) if expected is None else (403, expected))
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [({"nbf": "NaN"}, "malformed"), ({"nbf": float("nan")}, "malformed"), ({"nbf": "2030-01-01"}, "malformed"),
+     ({"nbf": True}, "malformed"), ({"nbf": [1]}, "malformed"), ({"nbf": None}, "malformed"),
+     ({"iat": 4102444800}, "not-yet-valid"), ({"iat": "yesterday"}, "malformed")],
+    ids=["nbf NaN string", "nbf NaN", "nbf string", "nbf bool", "nbf list", "nbf null", "iat 2100", "iat string"],
+)
+def test_odd_nbf_and_iat_claims_are_refused(api: TestClient, claims: dict, expected: str) -> None:
+    """Attacker (or a careless backend): `nbf` that is NaN, a string, a bool, a list or null, and `iat` far in the
+    future. Seen before the fix: silently ignored, the token accepted. Now: 403 malformed / not-yet-valid."""
+    token_ = signed_token({"sub": "c-1", "aud": "cookiebridge", "exp": int(time.time()) + 60, **claims})
+    status, body, _ = post(api, "identity/load", A, {"token": token_, "name": NAME})
+    assert (status, body["error"]) == (403, expected)
+
+
+def test_identity_token_with_a_crit_header_is_refused(api: TestClient) -> None:
+    """Attacker: a header listing `crit` extensions (RFC 7515 requires refusing unknown ones). Seen before the fix:
+    accepted. Now: 403 malformed."""
+    token_ = signed_token({"sub": "c-1", "aud": "cookiebridge", "exp": int(time.time()) + 60},
+                          {"alg": "HS256", "typ": "JWT", "crit": ["exp"]})
+    assert post(api, "identity/load", A, {"token": token_, "name": NAME})[1]["error"] == "malformed"
+
+
+def _same_bytes_spellings(part: str) -> list[str]:
+    """Every spelling of the last base64url character of `part` that decodes to the same bytes."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    decode = lambda text: base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))  # noqa: E731
+    return [part[:-1] + c for c in alphabet if decode(part[:-1] + c) == decode(part)]
+
+
+def test_only_the_canonical_spelling_of_a_token_signature_verifies(api: TestClient) -> None:
+    """Attacker: rewrites the last character of a valid token's signature to another that decodes to the same bytes
+    (four spellings verified before the fix). Now: only the one the signer wrote; the others are 403 malformed."""
+    good = token()
+    head, _, signature = good.rpartition(".")
+    spellings = _same_bytes_spellings(signature)
+    assert len(spellings) == 4
+    answers = {spelling: post(api, "identity/load", A, {"token": f"{head}.{spelling}", "name": NAME})[0]
+               for spelling in spellings}
+    assert answers == {spelling: 200 if spelling == signature else 403 for spelling in spellings}
+
+
+@pytest.mark.parametrize("how", ["extra bytes", "last character"])
+def test_a_handoff_code_has_one_spelling(api: TestClient, how: str) -> None:
+    """Attacker: adds bytes outside the base64 alphabet to a real code's signature (Python's decoder skipped them),
+    or respells its last character. Seen before the fix: it verified, and after the real code was used it answered
+    `410 used` (so the two were the same code). Now: 403 forged before and after, and the real code works once."""
+    code = issue(api)
+    payload, _, signature = code.rpartition(".")
+    variant = (f"{payload}.{signature[:5]}!*{signature[5:]}" if how == "extra bytes"
+               else f"{payload}." + next(s for s in _same_bytes_spellings(signature) if s != signature))
+    assert post(api, "handoff/redeem", B, {"code": variant})[1]["error"] == "forged"
+    assert post(api, "handoff/redeem", B, {"code": code})[1]["value"] == VALUE
+    assert post(api, "handoff/redeem", B, {"code": variant})[1]["error"] == "forged"
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/iframe.html/"), ("GET", "/healthz/"), ("POST", "/api/v1/handoff/"),
+                                              ("POST", "/api/v1/identity/load/")])
+def test_trailing_slash_urls_get_a_404_not_a_redirect(api: TestClient, method: str, path: str) -> None:
+    """Attacker: `GET /iframe.html/` or `POST /api/v1/handoff/` with a Host header of their choice. Seen before the
+    fix: 307 with a Location built from that Host (and `http://` behind a TLS proxy). Now: JSON 404, no Location."""
+    response = api.request(method, path, headers={"Host": "evil.test", "Origin": A}, follow_redirects=False)
+    assert response.status_code == 404 and "location" not in response.headers
+    assert response.json()["error"] == "not-found"

@@ -20,7 +20,8 @@ from typing import Iterator
 
 import pytest
 
-from cookiebridge.demo_sites import ChatEmulator, create_demo_app
+from cookiebridge.demo_chat import ChatServer
+from cookiebridge.demo_sites import create_demo_app
 from cookiebridge.devcerts import Certs, make_certificates
 from e2e import drivers, matrix
 from cookiebridge.demo import https_server
@@ -104,7 +105,7 @@ def topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         for n in (1, 2)
     ]
     with bridge, redis, redis_bridges[0], redis_bridges[1]:
-        chat = ChatEmulator()
+        chat = ChatServer()
         demo = create_demo_app(bridge_url=bridge.url, sites=[site_a, site_b], emulator=chat,
                                identity_secret=IDENTITY_SECRET)
         # The site hosts the provider script itself (here: a copy from the live bridge); its iframe origin is dead.

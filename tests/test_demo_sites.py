@@ -1,12 +1,12 @@
 import json
 import re
-import time
-import uuid
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from cookiebridge.demo_sites import SYSTEM_PARTICIPANT, ChatEmulator, create_demo_app
+from cookiebridge.demo_chat import CHAT_API_KEY, CHAT_ENDPOINT, ChatServer
+from cookiebridge.demo_sites import CHAT_DATA_URL, create_demo_app
 from cookiebridge.origins import OriginError
 
 BRIDGE = "https://127.0.0.1:8443"
@@ -16,10 +16,11 @@ SITE_A, SITE_B = "https://127.0.0.2:8443", "https://127.0.0.3:8443"
 GUIDE_SAMPLE_LINES = [
     "if (!window._genesys) window._genesys = {};",
     "window._genesys = {",
-    'type: "",',
-    'dataURL: "", // Provided by Genesys',
-    'endpoint: "", // Provided by Genesys',
-    '"x-api-key": "", // Provided by Genesys',
+    # The transport's values: the guide leaves them empty ("Provided by Genesys"); the demo's chat server's here.
+    'type: "pureengage-v3-rest",',
+    'dataURL: "/genesys/chat/v3/customer-support", // Provided by Genesys',
+    'endpoint: "customer-support", // Provided by Genesys',
+    '"x-api-key": "demo-api-key", // Provided by Genesys',
     "enabled: true,",
     "getSessionData: function (sessionData, Cookie, CookieOptions) {",
     "// Note: You don't have to use Cookies. You can, instead, store in a secured location like a database.",
@@ -55,22 +56,9 @@ GUIDE_SAMPLE_LINES = [
 ]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def emulator(clock: FakeClock) -> ChatEmulator:
-    return ChatEmulator(reply_delay=2.0, long_poll=0, clock=clock)
+def emulator() -> ChatServer:
+    return ChatServer(reply_delay=2.0, long_poll=0)
 
 
 def client_for(app, site: str = SITE_A) -> TestClient:
@@ -78,7 +66,7 @@ def client_for(app, site: str = SITE_A) -> TestClient:
 
 
 @pytest.fixture
-def site_a(emulator: ChatEmulator) -> TestClient:
+def site_a(emulator: ChatServer) -> TestClient:
     return client_for(create_demo_app(bridge_url=BRIDGE, sites=[SITE_A, SITE_B], emulator=emulator))
 
 
@@ -153,7 +141,7 @@ def test_extension_page_uses_init_cookie_provider_extension(site_a: TestClient) 
     assert 'id="to-other-site-extension" class="secondary" href="https://127.0.0.3:8443/extension.html"' in html
 
 
-def test_each_site_links_to_all_the_others(emulator: ChatEmulator) -> None:
+def test_each_site_links_to_all_the_others(emulator: ChatServer) -> None:
     sites = [SITE_A, SITE_B, "https://127.0.0.4:9443/"]
     app = create_demo_app(bridge_url=BRIDGE + "/", sites=sites, emulator=emulator)
     html = client_for(app, SITE_B).get("/").text
@@ -164,7 +152,7 @@ def test_each_site_links_to_all_the_others(emulator: ChatEmulator) -> None:
     assert len(re.findall(r'<a id="to-other-site', unknown)) == 3
 
 
-def test_hostile_cookie_name_and_bridge_url_stay_inside_their_strings(emulator: ChatEmulator) -> None:
+def test_hostile_cookie_name_and_bridge_url_stay_inside_their_strings(emulator: ChatServer) -> None:
     name = 'x"</script><script>alert(1)</script><!--\u2028'
     bridge = 'https://bridge.test/a"b</script><script>alert(2)</script>'
     benign_app = create_demo_app(bridge_url=BRIDGE, sites=[SITE_A, SITE_B], emulator=emulator)
@@ -194,8 +182,9 @@ def test_widget_double_is_served_and_labelled(site_a: TestClient) -> None:
     response = site_a.get("/widgets/cxbus.min.js")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/javascript; charset=utf-8"
-    first = response.text.splitlines()[0]
-    assert first.startswith("/*") and "TEST DOUBLE of Genesys Widgets" in first and "NOT Genesys code" in first
+    assert response.text.startswith("/*")
+    opening = " ".join(response.text[: response.text.index("*/")].split())  # the leading comment, one line
+    assert "TEST DOUBLE of Genesys Widgets" in opening and "NOT Genesys code" in opening
     assert site_a.head("/").status_code == 200
     assert site_a.get("/favicon.ico").status_code == 204
 
@@ -247,7 +236,7 @@ def test_finalizer_page_knobs_turn_off_async_and_the_provider_and_follow_the_lin
     assert 'href="https://127.0.0.3:8443/finalizer.html?async=0"' in only_sync
 
 
-def test_finalizer_page_keeps_hostile_settings_inside_their_strings(emulator: ChatEmulator) -> None:
+def test_finalizer_page_keeps_hostile_settings_inside_their_strings(emulator: ChatServer) -> None:
     name = 'x"</script><script>alert(1)</script><!--\u2028'
     app = create_demo_app(bridge_url=BRIDGE, sites=[SITE_A, SITE_B], cookie_name=name, emulator=emulator)
     benign = client_for(create_demo_app(bridge_url=BRIDGE, sites=[SITE_A, SITE_B], emulator=emulator))
@@ -281,180 +270,95 @@ def test_media_widget_page_reads_the_context_and_shows_the_attached_data(site_a:
     assert "<b>" not in html  # the page renders nothing from the query on the server
 
 
-# -- chat emulator -----------------------------------------------------------------------------------------------
-
-INDEX = re.compile(r"^\d+-\d+$")
-UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+# -- the chat server and the widget files ------------------------------------------------------------------------
 
 
-def new_session(client: TestClient) -> str:
-    response = client.post("/chat/sessions")
-    assert response.status_code == 200
-    body = response.json()
-    assert body["status"] == {"code": "SUCCESS"}
-    assert body["data"]["sessionId"] == body["sessionId"]
-    return body["sessionId"]
-
-
-def messages(client: TestClient, session_id: str, index: str | None = None) -> dict:
-    params = {"index": index} if index is not None else {}
-    response = client.get(f"/chat/sessions/{session_id}/messages", params=params)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def assert_envelope(body: dict) -> None:
-    assert body["status"] == {"code": "SUCCESS"}
-    assert isinstance(body["operationId"], str) and body["operationId"]
-    assert isinstance(body["referenceId"], str) and body["referenceId"]
-
-
-def test_messages_have_the_documented_shape(site_a: TestClient, clock: FakeClock) -> None:
-    session_id = new_session(site_a)
-    uuid.UUID(session_id)
-    site_a.post(f"/chat/sessions/{session_id}/messages", json={"text": "hello"})
-    clock.now += 2.0
-    site_a.post(f"/chat/sessions/{session_id}/agent", json={"interactionState": "Finalizing"})
-    body = messages(site_a, session_id)
-    assert_envelope(body)
-    data = body["data"]
-    assert set(data) == {"messages", "lastDeliveredIndex", "chatEnded"}
-    assert data["chatEnded"] is False
-    greeting, question, reply, system = data["messages"]
-    assert data["lastDeliveredIndex"] == system["index"]
-
-    for message in (greeting, question, reply):
-        assert set(message) == {"type", "from", "visibility", "id", "text", "utcTime", "streamId", "index"}
-        assert message["type"] == "Text" and message["visibility"] == "All"
-    assert question["from"]["type"] == "Customer" and question["text"] == "hello"
-    assert reply["from"]["type"] == "Agent" and reply["text"] == "Agent (simulated): you said \u201chello\u201d"
-    assert greeting["from"] == reply["from"] != question["from"]
-
-    # Field by field, the guide's example of a state change.
-    assert set(system) == {"type", "from", "visibility", "id", "event", "data", "utcTime", "streamId", "index"}
-    assert system["type"] == "System"
-    assert system["from"] == {"participantId": SYSTEM_PARTICIPANT, "type": "System"}
-    assert system["visibility"] == "All"
-    uuid.UUID(system["id"])
-    assert system["event"] == "InteractionStateChange"
-    assert system["data"] == {"interactionState": "Finalizing"}
-    assert UTC.match(system["utcTime"])
-    assert INDEX.match(system["index"]) and system["streamId"] == system["index"]
-
-    indexes = [tuple(map(int, m["index"].split("-"))) for m in data["messages"]]
-    assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
-    assert len({m["id"] for m in data["messages"]}) == 4
-
-
-def test_index_returns_only_later_messages(site_a: TestClient, clock: FakeClock) -> None:
-    session_id = new_session(site_a)
-    greeting = messages(site_a, session_id)["data"]["messages"][0]
-    posted = site_a.post(f"/chat/sessions/{session_id}/messages", json={"text": "one"}).json()
-    assert_envelope(posted)
-    mine = posted["data"]["messages"][0]
-    assert mine["text"] == "one"
-
-    after_greeting = messages(site_a, session_id, greeting["index"])["data"]
-    assert [m["id"] for m in after_greeting["messages"]] == [mine["id"]]
-
-    # The simulated agent answers only after reply_delay.
-    nothing = messages(site_a, session_id, mine["index"])["data"]
-    assert nothing["messages"] == [] and nothing["lastDeliveredIndex"] == mine["index"]
-    clock.now += 2.0
-    later = messages(site_a, session_id, mine["index"])["data"]
-    assert [m["from"]["type"] for m in later["messages"]] == ["Agent"]
-    assert later["lastDeliveredIndex"] == later["messages"][0]["index"]
-    assert messages(site_a, session_id, "99999999999999-0")["data"]["messages"] == []
-
-
-def test_agent_control_sends_text_and_changes_state(site_a: TestClient) -> None:
-    session_id = new_session(site_a)
-    response = site_a.post(f"/chat/sessions/{session_id}/agent", json={"text": "Anything else?", "interactionState": "Completed"})
-    assert response.status_code == 200
-    text, state = response.json()["data"]["messages"]
-    assert text["type"] == "Text" and text["from"]["type"] == "Agent" and text["text"] == "Anything else?"
-    assert state["type"] == "System" and state["data"] == {"interactionState": "Completed"}
-    assert messages(site_a, session_id)["data"]["messages"][-2:] == [text, state]
-
-
-def test_both_sites_share_one_emulator(emulator: ChatEmulator) -> None:
+def test_both_sites_share_one_chat_server_at_the_data_url(emulator: ChatServer) -> None:
     app = create_demo_app(bridge_url=BRIDGE, sites=[SITE_A, SITE_B], emulator=emulator)
-    session_id = new_session(client_for(app, SITE_A))
-    assert len(messages(client_for(app, SITE_B), session_id)["data"]["messages"]) == 1
     assert app.state.emulator is emulator
+    headers = {"x-api-key": CHAT_API_KEY}
+    started = client_for(app, SITE_A).post(CHAT_DATA_URL, data={"data[firstName]": "Ann"}, headers=headers)
+    assert started.status_code == 200
+    session = started.json()["data"]
+    response = client_for(app, SITE_B).get(f"{CHAT_DATA_URL}/{session['sessionId']}/messages", params={"count": 20},
+                                           headers={**headers, "x-nexus-client-key": session["clientToken"]})
+    assert response.status_code == 200 and len(response.json()["data"]["messages"]) == 4
+    assert emulator.session_ids() == [session["sessionId"]]
+    assert client_for(app).post("/chat/sessions").status_code == 404  # the old made-up API is gone
 
 
-def test_end_marks_the_chat_ended_and_refuses_new_messages(site_a: TestClient, clock: FakeClock) -> None:
-    session_id = new_session(site_a)
-    site_a.post(f"/chat/sessions/{session_id}/messages", json={"text": "bye"})
-    ended = site_a.post(f"/chat/sessions/{session_id}/end")
-    assert ended.status_code == 200 and ended.json()["data"] == {"chatEnded": True}
-    clock.now += 10
-    data = messages(site_a, session_id)["data"]
-    assert data["chatEnded"] is True
-    assert [m["from"]["type"] for m in data["messages"]] == ["Agent", "Customer"]  # the pending reply is dropped
-    refused = site_a.post(f"/chat/sessions/{session_id}/messages", json={"text": "again"})
-    assert refused.status_code == 409 and refused.json()["status"]["code"] == "CHAT_ENDED"
+def test_pages_configure_the_chat_servers_transport(site_a: TestClient) -> None:
+    for path in ("/", "/extension.html", "/finalizer.html"):
+        code = without_comments(next(s for s in scripts(site_a.get(path).text) if "CXBus" in s))
+        assert 'type: "pureengage-v3-rest",' in code, path
+        assert f"dataURL: {json.dumps(CHAT_DATA_URL)}," in code, path
+        assert f"endpoint: {json.dumps(CHAT_ENDPOINT)}," in code, path
+        assert f'"x-api-key": {json.dumps(CHAT_API_KEY)},' in code, path
 
 
-def test_long_poll_waits_for_the_agent_reply() -> None:
-    emulator = ChatEmulator(reply_delay=0.2, long_poll=1.0)
-    client = client_for(create_demo_app(bridge_url=BRIDGE, sites=[SITE_A], emulator=emulator))
-    session_id = new_session(client)
-    mine = client.post(f"/chat/sessions/{session_id}/messages", json={"text": "hi"}).json()["data"]["messages"][0]
-    started = time.monotonic()
-    reply = messages(client, session_id, mine["index"])["data"]["messages"]
-    assert [m["from"]["type"] for m in reply] == ["Agent"]
-    assert time.monotonic() - started < 0.9
-    started = time.monotonic()
-    assert messages(client, session_id, reply[0]["index"])["data"]["messages"] == []
-    assert 0.9 <= time.monotonic() - started < 3
+def test_finalizer_page_plays_the_agent_through_the_control_route(site_a: TestClient) -> None:
+    html = site_a.get("/finalizer.html").text
+    assert f'fetch({json.dumps(CHAT_DATA_URL)} + "/" + encodeURIComponent(sessionId) + "/agent", {{' in html
+    assert "/chat/sessions" not in html
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [("GET", "/messages"), ("POST", "/messages"), ("POST", "/agent"), ("POST", "/end")],
-)
-def test_unknown_session_is_404_with_the_error_shape(site_a: TestClient, method: str, path: str) -> None:
-    response = site_a.request(method, f"/chat/sessions/{uuid.uuid4()}{path}", json={"text": "x"})
-    assert response.status_code == 404
-    body = response.json()
-    assert body["status"]["code"] == "NOT_FOUND" and body["status"]["message"]
-    assert "data" not in body and body["operationId"] and body["referenceId"]
+@pytest.fixture
+def widgets_copy(tmp_path: Path) -> Path:
+    """A stand-in for a Genesys Widgets copy (the library itself is never in the repository)."""
+    root = tmp_path / "widgets"
+    (root / "plugins").mkdir(parents=True)
+    (root / "i18n").mkdir()
+    (root / "cxbus.min.js").write_text("/* cxbus */")
+    (root / "plugins" / "webchat.min.js").write_text("/* webchat */")
+    (root / "widgets.min.css").write_text(".cx-widget{}")
+    (root / "i18n" / "widgets-en.i18n.json").write_text("{}")
+    (root / ".hidden.js").write_text("secret")
+    (root / "notes.txt").write_text("not served")
+    (tmp_path / "outside.js").write_text("outside")
+    (root / "plugins" / "link.js").symlink_to(tmp_path / "outside.js")
+    return root
 
 
-@pytest.mark.parametrize(
-    ("path", "content", "status", "code"),
-    [
-        ("/messages", b"{not json", 400, "BAD_REQUEST"),
-        ("/messages", b"\xff\xfe", 400, "BAD_REQUEST"),
-        ("/messages", b"[1, 2]", 400, "BAD_REQUEST"),
-        ("/messages", b"{}", 400, "BAD_REQUEST"),
-        ("/messages", b'{"text": "   "}', 400, "BAD_REQUEST"),
-        ("/messages", b'{"text": 5}', 400, "BAD_REQUEST"),
-        ("/messages", json.dumps({"text": "x" * 4001}).encode(), 400, "BAD_REQUEST"),
-        ("/messages", json.dumps({"text": "x" * 20000}).encode(), 413, "PAYLOAD_TOO_LARGE"),
-        ("/agent", b"{}", 400, "BAD_REQUEST"),
-        ("/agent", b'{"interactionState": "Sleeping"}', 400, "BAD_REQUEST"),
-    ],
-)
-def test_bad_input_is_a_json_error(site_a: TestClient, path: str, content: bytes, status: int, code: str) -> None:
-    session_id = new_session(site_a)
-    response = site_a.post(f"/chat/sessions/{session_id}{path}", content=content)
-    assert response.status_code == status
-    assert response.headers["content-type"] == "application/json"
-    assert response.json()["status"]["code"] == code
-    assert len(messages(site_a, session_id)["data"]["messages"]) == 1  # nothing stored
+def test_widgets_dir_is_served_with_content_types(widgets_copy: Path, emulator: ChatServer) -> None:
+    app = create_demo_app(bridge_url=BRIDGE, sites=[SITE_A], emulator=emulator, widgets_dir=widgets_copy)
+    client = client_for(app)
+    expected = {
+        "/widgets/cxbus.min.js": ("text/javascript; charset=utf-8", "/* cxbus */"),
+        "/widgets/plugins/webchat.min.js": ("text/javascript; charset=utf-8", "/* webchat */"),
+        "/widgets/widgets.min.css": ("text/css; charset=utf-8", ".cx-widget{}"),
+        "/widgets/i18n/widgets-en.i18n.json": ("application/json", "{}"),
+    }
+    for path, (content_type, text) in expected.items():
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"] == content_type and response.text == text
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert client.head(path).status_code == 200
 
 
-def test_bad_index_is_400(site_a: TestClient) -> None:
-    session_id = new_session(site_a)
-    for index in ("", "abc", "1-2-3", "1" * 40 + "-0"):
-        response = site_a.get(f"/chat/sessions/{session_id}/messages", params={"index": index})
-        assert response.status_code == 400, index
-        assert response.json()["status"]["code"] == "BAD_REQUEST"
+@pytest.mark.parametrize("path", [
+    "/widgets/../outside.js", "/widgets/%2e%2e/outside.js", "/widgets/plugins/..%2f..%2foutside.js",
+    "/widgets/.hidden.js", "/widgets/notes.txt", "/widgets/plugins/", "/widgets/plugins", "/widgets/",
+    "/widgets//cxbus.min.js", "/widgets/plugins/link.js", "/widgets/missing.js", "/widgets/plugins%5Cwebchat.min.js",
+    "/widgets/cxbus.min.js%00.js",
+])
+def test_widgets_dir_refuses_paths_outside_or_hidden(widgets_copy: Path, emulator: ChatServer, path: str) -> None:
+    app = create_demo_app(bridge_url=BRIDGE, sites=[SITE_A], emulator=emulator, widgets_dir=widgets_copy)
+    response = client_for(app).get(path)
+    assert response.status_code == 404, path
+    assert "outside" not in response.text and "secret" not in response.text
 
 
-def test_create_session_accepts_an_optional_json_body(site_a: TestClient) -> None:
-    assert site_a.post("/chat/sessions", json={"nickname": "demo"}).status_code == 200
-    assert site_a.post("/chat/sessions", content=b"nope").status_code == 400
+def test_widgets_dir_must_hold_cxbus(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="widgets_dir"):
+        create_demo_app(bridge_url=BRIDGE, sites=[SITE_A], widgets_dir=tmp_path)
+
+
+def test_widget_file_resolution_stays_inside_the_folder(widgets_copy: Path) -> None:
+    from cookiebridge.demo_sites import _widget_file
+
+    root = widgets_copy.resolve()
+    assert _widget_file(root, "plugins/webchat.min.js") == root / "plugins" / "webchat.min.js"
+    for path in ("../outside.js", "plugins/../../outside.js", "plugins/link.js", ".hidden.js", "a\\b.js",
+                 "c:/x.js", "cxbus.min.js\x00.js", "", "plugins//webchat.min.js", "/etc/passwd.js"):
+        assert _widget_file(root, path) is None, path

@@ -1,39 +1,40 @@
 /*! cookiebridge cookie-provider-api | MIT */
 // The mechanisms of cookie-provider.min.js that use the bridge's JSON API: link handoff and signed identity.
-// The provider loads this script (pinned by SRI) only on pages that can use them, and calls
-// CookieProvider.api(context) once per provider; context c = { p: the provider, o: its options, name, url: the
-// iframe URL, timeout, info(): the iframe's hello, fail(), read(), failed() }. Every function takes `until`,
-// the time its provider call must settle by, and resolves with a reply { ok, value } / { ok: false, error } or
-// nothing. Written for size like the provider (c = context, r = reply, u = URL).
+// The provider loads this script (pinned by SRI) only on pages that can use them (a page with a chat session, or
+// an identity) and calls CookieProvider.api(context) once per provider. The context is
+// { p: the provider, o: its options, name: the session cookie's name, url: the iframe URL, timeout: ms,
+//   info(): the iframe's hello, fail(operation, error, result), read(name), failed(error),
+//   arrival: the fetch() of this page's handoff code redemption, if it arrived with one }.
+// Functions that take `until` (the time their provider call must settle by) resolve with a reply
+// { ok: true, value } or { ok: false, error }, or with nothing.
 (() => {
   const HANDOFF = 'cb-handoff='; // the fragment parameter that carries a handoff code
   const contexts = []; // one per provider that loaded this script
-  let arrival; // the redemption of this page's handoff code, shared by every provider on the page
 
-  // A handoff code arrives in the fragment (#cb-handoff=CODE). It leaves the address bar at once, so that it is
-  // not bookmarked or shared; the first provider on the page redeems it.
-  const [, arrivalCode] = location.hash.match(/[#&]cb-handoff=([^&]*)/) || [];
+  // The provider found a handoff code in the fragment (#cb-handoff=CODE) and is redeeming it. The code leaves the
+  // address bar now, so that it is not bookmarked or shared.
   try {
-    if (arrivalCode) history.replaceState(history.state, '', location.href.split('#')[0] +
+    if (location.hash.includes(HANDOFF)) history.replaceState(history.state, '', location.href.split('#')[0] +
       location.hash.replace(/([#&])cb-handoff=[^&]*&?/, '$1').replace(/[#&]$/, ''));
   } catch { /* sandboxed document: the code stays visible but is single-use */ }
 
+  const reply = async (context, response) => {
+    const data = await response.json();
+    return response.ok ? { ok: true, value: data } : context.failed(data.error || 'http-' + response.status);
+  };
+
   // Called with CORS "simple" requests: no preflight.
-  const api = async (c, path, body, until) => {
-    const abort = new AbortController(), timer = setTimeout(() => abort.abort(), until - Date.now());
+  const api = async (context, path, body, until) => {
     try {
-      const response = await fetch(new URL('api/v1/' + path, c.url),
-        { method: 'POST', body: JSON.stringify(body), credentials: 'omit', signal: abort.signal });
-      const data = await response.json();
-      return response.ok ? { ok: true, value: data } : c.failed(data.error || 'http-' + response.status);
-    } catch {
-      return c.failed(abort.signal.aborted ? 'timeout' : 'unreachable');
-    } finally {
-      clearTimeout(timer);
+      return await reply(context, await fetch(new URL('api/v1/' + path, context.url), {
+        method: 'POST', body: JSON.stringify(body), credentials: 'omit', signal: AbortSignal.timeout(until - Date.now()),
+      }));
+    } catch (error) {
+      return context.failed(error.name == 'TimeoutError' ? 'timeout' : 'unreachable');
     }
   };
 
-  const token = ({ o: { identity } }) => {
+  const identityToken = ({ o: { identity } }) => {
     try {
       return typeof identity == 'function' ? identity() : identity;
     } catch {
@@ -41,122 +42,164 @@
     }
   };
 
-  // Whether links to `origin` can carry this provider's session. Handoff codes come from the bridge's JSON API; an
-  // iframe page built without one (cookiebridge build) says api: false.
-  const usable = (c, origin) => c.o.handoff !== false && c.info().api !== false && c.read(c.name) !== null &&
-    (c.o.origins || c.info().origins || []).includes(origin);
+  // Whether a link to `url` may carry this provider's session. The destination must be another trusted site, and
+  // the link must not look like a redirect: a code in the fragment of /redirect?to=https://elsewhere would travel
+  // on to elsewhere, whose server could redeem it. The option `handoffPaths` (path prefixes) narrows it further.
+  // Handoff codes come from the bridge's JSON API; an iframe page built without one (cookiebridge build) says
+  // api: false.
+  const carries = (context, url) => {
+    const { o: options, info } = context, paths = options.handoffPaths;
+    return options.handoff !== false && info().api !== false && context.read(context.name) !== null &&
+      (options.origins || info().origins || []).includes(url.origin) &&
+      (!paths || paths.some(path => url.pathname.startsWith(path))) &&
+      ![...url.searchParams.values()].some(value => /^\s*(\/|[a-z][\w+.-]*:)/i.test(value));
+  };
 
-  // Links to the other trusted sites carry a fresh handoff code. Codes are fetched when the pointer or focus
-  // lands on such a link and put on the link at click time; a click that comes first waits for its code.
-  const destinationOf = ({ target }) => {
-    const link = target.closest && target.closest('a,area'), href = link && link.href;
-    let u;
-    // An SVG <a> has an object for href: skipped, as are downloads and links that are no URL.
-    if (!href || typeof href != 'string' || link.hasAttribute('download')) return;
+  const target = (url) => {
     try {
-      u = new URL(href, location);
-    } catch {
-      return;
-    }
-    if (u.origin == location.origin || !/^https?:$/.test(u.protocol)) return;
-    const c = contexts.find(c => usable(c, u.origin));
-    return c && [c, u, link];
+      const u = new URL(url, location);
+      if (u.origin == location.origin || !/^https?:$/.test(u.protocol) || u.hash.includes(HANDOFF)) return;
+      const context = contexts.find(context => carries(context, u));
+      return context && [context, u];
+    } catch { /* not a URL */ }
+  };
+
+  // The link an event concerns, with its provider and URL, if it goes to another trusted site.
+  const destinationOf = event => {
+    const link = event.target.closest && event.target.closest('a,area'), href = link && link.href;
+    // An SVG <a> has an object for href: skipped, as are downloads.
+    if (!href || typeof href != 'string' || link.hasAttribute('download')) return;
+    const found = target(href);
+    return found && [...found, link];
   };
 
   // Codes are reused for 45 s (the bridge keeps them 60 s by default) and dropped when used or refused.
-  const codeFor = (c, origin, until) => {
-    const cached = c.codes[origin], now = Date.now();
+  const codeFor = (context, origin, until) => {
+    const cached = context.codes[origin], now = Date.now();
     if (cached && cached.expires > now) return cached.reply;
-    const entry = c.codes[origin] = {
+    const entry = context.codes[origin] = {
       expires: now + 45e3,
-      reply: api(c, 'handoff', { name: c.name, value: c.read(c.name), destination: origin }, until),
+      reply: api(context, 'handoff', { name: context.name, value: context.read(context.name), destination: origin }, until),
     };
-    entry.reply.then(r => {
-      if (r.ok) entry.code = r.value.code;
-      else if (c.codes[origin] == entry) delete c.codes[origin];
+    entry.reply.then(reply => {
+      if (reply.ok) entry.code = reply.value.code;
+      else if (context.codes[origin] == entry) delete context.codes[origin];
     });
     return entry.reply;
   };
 
-  const decorated = (u, code) => {
-    const hash = u.hash.slice(1);
-    return u.href.split('#')[0] + '#' + (hash && hash + '&') + HANDOFF + code;
+  // A code that was fetched and not used yet, taken (codes are single-use).
+  const takeCode = (context, origin) => {
+    const cached = context.codes[origin], code = cached && cached.expires > Date.now() && cached.code;
+    if (code) delete context.codes[origin];
+    return code;
   };
 
-  const prefetch = e => {
-    const [c, u] = destinationOf(e) || [];
-    if (c) codeFor(c, u.origin, Date.now() + c.timeout);
+  const decorated = (url, code) => {
+    const hash = url.hash.slice(1);
+    return url.href.split('#')[0] + '#' + (hash && hash + '&') + HANDOFF + code;
   };
 
-  const onClick = e => {
-    const [c, u, link] = !e.defaultPrevented && destinationOf(e) || [];
-    if (!c) return;
-    const cached = c.codes[u.origin], code = cached && cached.expires > Date.now() && cached.code; // once prefetched
+  // The destination redeems a code only when its referrer is the site that issued it. 'strict-origin' sends that
+  // origin (and only it) even where the page or site sets Referrer-Policy: no-referrer; rel="noreferrer" still wins.
+  const withReferrer = (link, href) => Object.assign(link, { href, referrerPolicy: 'strict-origin' });
+
+  const prefetch = event => {
+    const [context, url] = destinationOf(event) || [];
+    if (context) codeFor(context, url.origin, Date.now() + context.timeout);
+  };
+
+  // Codes are fetched when a pointer presses, a finger touches or the focus lands on a link to another trusted site,
+  // and put on the link when it is followed: any click or middle-click (auxclick), with or without modifier keys,
+  // or Enter. A plain click in the same tab that comes before its code waits for it; a click that opens a new tab
+  // or window cannot wait, and goes without a code.
+  const onClick = event => {
+    const [context, url, link] = !event.defaultPrevented && destinationOf(event) || [];
+    if (!context) return;
+    const code = takeCode(context, url.origin);
     if (code) {
       const original = link.getAttribute('href');
-      link.href = decorated(u, code);
-      delete c.codes[u.origin]; // single use
-      setTimeout(() => link.setAttribute('href', original));
-    } else if (e.button === 0 && !e.ctrlKey && !e.metaKey && !e.shiftKey && !e.altKey &&
-               (!link.target || link.target == '_self')) {
-      // A new tab or window cannot be opened after waiting; those go without a code.
-      e.preventDefault();
-      c.p.navigate(u.href);
+      withReferrer(link, decorated(url, code));
+      setTimeout(() => link.setAttribute('href', original)); // the code is single-use
+    } else if (event.type == 'click' && event.button === 0 && !event.ctrlKey && !event.metaKey && !event.shiftKey &&
+               !event.altKey && (!link.target || link.target == '_self')) {
+      event.preventDefault();
+      context.p.navigate(url.href);
     }
   };
 
   for (const type of ['pointerdown', 'touchstart', 'focusin']) addEventListener(type, prefetch, true);
-  addEventListener('click', onClick); // bubbling: the page's own handlers have had their say
+  // Bubbling: the page's own handlers have had their say.
+  addEventListener('click', onClick);
+  addEventListener('auxclick', onClick);
 
   // Genesys Widgets rewrite the session cookie as the chat goes on (after every message), and when a chat ends (by
   // the customer, the agent or the server, the last with no event at all) they remove only their own state cookies.
   // So follow the cookie while the page holds a session: a new value goes to the bridge, and once the widget's state
   // cookie has gone the bridge forgets the session, so that an ended chat is not restored on the next site.
-  const follow = ({ p, name, read }) => {
+  const follow = ({ p: provider, name, read }) => {
     let saved = read(name), live;
     setInterval(() => {
       const value = read(name), widget = /webchat\.state\.[^=]+\.session=/.test(document.cookie);
-      if (value !== null && live && !widget) p.removeCookie();
-      else if (value !== null && value !== saved) p.saveCookie();
+      if (value !== null && live && !widget) provider.removeCookie();
+      else if (value !== null && value !== saved) provider.saveCookie();
       saved = value;
       live = widget;
     }, 1e3);
   };
 
-  CookieProvider.api = c => {
-    const { name } = c;
-    c.codes = {}; // destination origin -> { expires, reply, code }
-    contexts.push(c);
-    follow(c);
+  CookieProvider.api = context => {
+    const { name } = context;
+    context.codes = {}; // destination origin -> { expires, reply, code }
+    contexts.push(context);
+    follow(context);
+    // The signed identity's session: load, save or delete.
+    const identity = async (operation, until, value) => {
+      const token = identityToken(context);
+      return token && api(context, 'identity/' + operation, { token, name, value }, until);
+    };
     return {
+      // This page's handoff code, redeemed: { ok: true, value, from: the site the link was on } for this provider's
+      // cookie name, or why not.
       async handoff(until) {
-        if (!arrivalCode) return;
-        const r = await (arrival = arrival || api(c, 'handoff/redeem', { code: arrivalCode }, until));
-        return r.ok ? r.value.name === name && { ok: true, value: r.value.value } : r;
+        if (!context.arrival) return;
+        const answer = await Promise.race([context.arrival.then(response => reply(context, response),
+          () => context.failed('unreachable')), new Promise(resolve => setTimeout(resolve, until - Date.now()))]);
+        return answer && answer.ok ? answer.value.name === name &&
+          { ok: true, value: answer.value.value, from: answer.value.from } : answer;
+      },
+
+      // Announces a restore on window: a 'cookiebridge:restored' event whose detail is { name, mechanism, from }
+      // (from: the site a link came from).
+      restored(mechanism, from) {
+        dispatchEvent(new CustomEvent('cookiebridge:restored', { detail: { name, mechanism, from } }));
       },
 
       async identity(until) {
-        const t = token(c), r = t && await api(c, 'identity/load', { token: t, name }, until);
-        return r && (r.ok ? { ok: true, value: r.value.value } : r);
+        const reply = await identity('load', until);
+        return reply && (reply.ok ? { ok: true, value: reply.value.value } : reply);
       },
 
-      async save(value, until) {
-        const t = token(c);
-        return t && api(c, 'identity/save', { token: t, name, value }, until);
-      },
+      save: (value, until) => identity('save', until, value),
 
-      async remove(until) {
-        const t = token(c);
-        c.codes = {};
-        return t && api(c, 'identity/delete', { token: t, name }, until);
+      remove(until) {
+        context.codes = {};
+        return identity('delete', until);
       },
 
       async decorate(href, until) {
-        const u = new URL(href, location), origin = u.origin;
-        if (!usable(c, origin)) return u.href;
-        const r = await codeFor(c, origin, until);
-        delete c.codes[origin];
-        return r.ok ? decorated(u, r.value.code) : c.fail('handoff', r.error, u.href);
+        const url = new URL(href, location), found = target(url.href);
+        if (!found || found[0] != context) return url.href;
+        const reply = await codeFor(context, url.origin, until);
+        delete context.codes[url.origin];
+        return reply.ok ? decorated(url, reply.value.code) : context.fail('handoff', reply.error, url.href);
+      },
+
+      async navigate(href) {
+        const link = withReferrer(document.body.appendChild(document.createElement('a')),
+          await this.decorate(href, Date.now() + context.timeout));
+        link.click();
+        link.remove();
       },
     };
   };

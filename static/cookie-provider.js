@@ -3,7 +3,7 @@
 // Every method returns a Promise that resolves (never rejects) within the timeout, whatever the bridge does.
 //
 // Every page of every site downloads this file, and rjsmin only strips comments and whitespace, so the source is
-// written for size: ES2018 (the fetch, AbortController and URL it needs came no earlier), closures rather than
+// written for size: ES2021 (optional chaining and logical assignment; the browsers that block third-party cookies are newer), closures rather than
 // objects for internal state, short names for locals (e = event, r = reply, m = mechanisms, p = provider) and terse
 // warnings. Public names, options, error codes, the message protocol and the API paths are fixed.
 //
@@ -16,7 +16,14 @@
   // [file, SRI integrity] of cookie-provider-api.min.js, beside the iframe page; the build puts in the hashed name.
   const API_SCRIPT = ['cookie-provider-api.min.js', ''];
   const channels = {}; // iframe URL -> channel
-  let apiScript;
+  let apiScript, arrival;
+
+  // A handoff code arrives in the fragment (#cb-handoff=CODE) when the customer followed a link from another trusted
+  // site. The first provider sends it to the bridge as soon as it knows the bridge, while the API script, which
+  // reads the answer, is still on its way: arriving costs one round trip. The bridge redeems a code only for a page
+  // whose referrer is the site that issued it, so a planted link (mailed, typed, or on a foreign page) restores
+  // nothing.
+  const [, code] = location.hash.match(/[#&]cb-handoff=([^&]*)/) || [];
 
   const warn = message => console.warn('cookiebridge: ' + message);
   const failed = error => ({ ok: false, error }); // a reply, as the iframe and the API give them
@@ -31,18 +38,6 @@
     return null;
   };
 
-  // Where the widget keeps its session cookie: on a hostname, Genesys Widgets write it for the whole registrable
-  // domain (Domain=domain-b.com), on an IP address or a single-label host for the host only. The registrable domain
-  // is the shortest suffix of the hostname that accepts a cookie.
-  const registrable = (host, labels = host.split('.')) => {
-    for (let i = labels.length - 1; !/^[\d.]+$|:/.test(host) && --i > 0;) {
-      const domain = labels.slice(i).join('.'), probe = 'cb_domain=1; Path=/; Domain=' + domain;
-      document.cookie = probe;
-      if (read('cb_domain')) return document.cookie = probe + '; Max-Age=0', domain;
-    }
-    return '';
-  };
-
   // Writes the raw value where the widget will look for it, and leaves exactly one cookie of that name: a host-only
   // copy goes when a domain-wide one is written, and removal (maxAge 0) takes both.
   const write = (name, raw, maxAge, domain) => {
@@ -51,6 +46,16 @@
     if (domain) document.cookie = name + '=; Max-Age=0' + attributes;
     document.cookie = name + '=' + raw + '; Max-Age=' + maxAge + attributes + (domain ? '; Domain=' + domain : '');
     return maxAge <= 0 || read(name) === raw;
+  };
+
+  // Where the widget keeps its session cookie: on a hostname, Genesys Widgets write it for the whole registrable
+  // domain (Domain=domain-b.com), on an IP address or a single-label host for the host only. The registrable domain
+  // is the shortest suffix of the hostname that accepts a cookie; an IP address accepts none.
+  const registrable = (labels) => {
+    for (let i = labels.length - 1, domain; --i > 0;) {
+      if (write('__cb', '1', 9, domain = labels.slice(i).join('.'))) return write('__cb', '', 0, domain), domain;
+    }
+    return '';
   };
 
   // One hidden iframe per iframe URL, shared by every provider on the page. Requests travel on a MessageChannel
@@ -68,8 +73,7 @@
     };
     let spare = connect();
     frame.src = url;
-    frame.title = 'cookiebridge';
-    frame.style.cssText = 'display:none!important'; // inline and important: out of layout, focus and a11y tree
+    frame.style.cssText = 'display:none!important'; // inline and important: out of layout, focus and a11y tree, so no title
     frame.onload = () => {
       frame.contentWindow.postMessage({ cookiebridge: 1, op: 'hello' }, new URL(url).origin, [spare || connect()]);
       spare = 0;
@@ -97,13 +101,13 @@
       const p = this, timeout = o.timeout > 0 ? +o.timeout : 3000;
       let channel, url, mechanisms, domain = o.cookieDomain;
       name = String(name);
-      const store = (raw, maxAge) => write(name, raw, maxAge, domain = domain != null ? domain : registrable(location.hostname));
+      const store = (raw, maxAge) => write(name, raw, maxAge, domain = domain != null ? domain : registrable(location.hostname.split('.')));
       const info = () => channel ? channel.info : {};
       const request = async (r, until = Date.now() + timeout) => channel ? channel.call(r, until) : failed('no-bridge');
       const fail = (operation, error, result) => {
         warn(operation + ' failed: ' + error);
         try {
-          o.onError && o.onError(operation, error);
+          o.onError?.(operation, error);
         } catch { /* a broken callback must not break the page */ }
         return result;
       };
@@ -117,38 +121,40 @@
             onload: () => resolve(CookieProvider.api),
             onerror: () => resolve(), // not the error event: it is not the mechanisms
           }));
-        }))).then(m => m && m({ p, o, name, url, timeout, info, fail, read, failed })),
+        }))).then(m => m && m({ p, o, name, url, timeout, info, fail, read, failed, arrival })),
         after(until),
       ]).then(m => m || fail('handoff', 'unreachable'));
 
       try {
         url = new URL(iframeUrl, location);
         channel = channels[url] || (channels[url] = openChannel(url.href));
+        // A CORS "simple" request (no preflight), without credentials since the bridge is another origin.
+        arrival = arrival || code && fetch(new URL('api/v1/handoff/redeem', url),
+          { method: 'POST', body: JSON.stringify({ code, referrer: document.referrer }) });
       } catch {
         warn('bad IFRAME_URL ' + iframeUrl);
       }
 
       Object.assign(p, {
         name,
-        restoredFrom: null, // for diagnostics: which mechanism carried the session
         request,
 
         // Resolves with the restored raw value once it is written as this site's cookie, or null. Mechanisms, in
         // order: a handoff code in the URL (the customer just followed a link), the signed identity, the iframe's
-        // cookie. The iframe request and the API script start at once, and the whole call settles within one
-        // timeout; the first mechanism in that order with a session wins.
+        // cookie. All of them start at once, and the whole call settles within one timeout; the first mechanism in
+        // that order with a session wins.
         async loadCookie() {
           const until = Date.now() + timeout, frame = request({ op: 'get', name }, until);
-          const m = mechanisms && await load(until), loads = [m && m.handoff(until), m && m.identity(until), frame];
+          const m = mechanisms && await load(until), loads = [m?.handoff(until), m?.identity(until), frame];
           for (const mechanism of ['handoff', 'identity', 'iframe']) {
             const r = await loads.shift();
-            if (r && r.ok && r.value) {
+            if (r?.ok && r.value) {
               if (!store(r.value, info().maxAge || 2592e3)) break; // 30 days if the iframe did not say
               p.restoredFrom = mechanism;
-              load(); // links now carry this session
+              load().then(m => m?.restored(mechanism, r.from)); // links now carry this session
               return r.value;
             }
-            if (r && r.error) fail(mechanism, r.error);
+            if (r?.error) fail(mechanism, r.error);
           }
           return null;
         },
@@ -160,8 +166,8 @@
           if (value !== null) {
             for (const r of await Promise.all([
               request({ op: 'set', name, value }, until),
-              load(until).then(m => m && m.save(value, until)),
-            ])) if (r && r.error) fail('saveCookie', r.error); else ok = ok || !!(r && r.ok);
+              load(until).then(m => m?.save(value, until)),
+            ])) if (r?.error) fail('saveCookie', r.error); else ok ||= !!r?.ok;
           }
           return ok;
         },
@@ -172,19 +178,19 @@
           store('', 0);
           const [r] = await Promise.all([
             request({ op: 'remove', name }, until),
-            mechanisms && load(until).then(m => m && m.remove(until)),
+            mechanisms && load(until).then(m => m?.remove(until)),
           ]);
           return r.ok || fail('removeCookie', r.error, false);
         },
 
         // Resolves a link to another trusted site with a handoff code for the current session (or unchanged).
         async decorate(href) {
-          const until = Date.now() + timeout, m = await load(until);
-          return m ? m.decorate(href, until) : new URL(href, location).href;
+          const until = Date.now() + timeout;
+          return (await load(until))?.decorate(href, until) || new URL(href, location).href;
         },
 
         async navigate(href) {
-          location.assign(await p.decorate(href));
+          (await load())?.navigate(href) || location.assign(href);
         },
 
         // Resolves true only when the bridge's cookie is shared by all sites (not blocked, not partitioned). The
@@ -199,12 +205,12 @@
               identity: !!o.identity,
             });
           } catch (error) {
-            warn('callback threw: ' + error);
+            fail('cookieTest', error); // the callback threw
           }
           return enabled;
         },
       });
-      if (/cb-handoff=/.test(location.hash) || o.identity || read(name) !== null) load();
+      if (code || o.identity || read(name) !== null) load();
     }
   }
 

@@ -5,7 +5,7 @@ import { minify } from 'terser';
 
 const SCRIPTS = ['cookie-provider', 'cookie-provider-api'];
 const STATIC = new URL('../../static/', import.meta.url);
-const OPTIONS = { ecma: 2018, compress: { passes: 1 }, mangle: true, format: { comments: /^!/ } };
+const OPTIONS = { ecma: 2021, compress: { passes: 1 }, mangle: true, format: { comments: /^!/ } };
 
 const check = process.argv.includes('--check');
 const stale = [];

@@ -8,7 +8,10 @@ header rather than from our own script. Requests are CORS "simple" (POST, text/p
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import logging
+import time
 from typing import Any, Awaitable, Callable
 
 from starlette.requests import ClientDisconnect, Request
@@ -16,15 +19,53 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .config import Settings
-from .errors import (INTERNAL_ERROR, BadRequest, BridgeError, Forbidden, Gone, PayloadTooLarge, TooManyRequests,
-                     Unavailable, log_internal_error)
+from .errors import (INTERNAL_ERROR, BadRequest, BridgeError, Forbidden, Gone, OverBudget, PayloadTooLarge,
+                     TooManyRequests, Unavailable, log_internal_error)
 from .handoff import HandoffCodes
 from .identity import IdentityError, is_text, verify_identity
 from .stores import Store, StoreUnavailable
 
 MAX_BODY = 16 * 1024
 MAX_VALUE = 4096
+# What a handoff record costs the store besides its value: key, JSON envelope, the store's own bookkeeping.
+RECORD_OVERHEAD = 128
 Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
+logger = logging.getLogger("cookiebridge")
+
+
+def client_key(host: str) -> str:
+    """The rate limit's name for a client address: IPv4 as is (also when IPv4-mapped IPv6), IPv6 by its /64 (one
+    subscriber or host usually holds a whole /64), anything else (an X-Forwarded-For that is no address) hashed."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "h-" + hashlib.sha256(host.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address.packed, 64), strict=False).network_address) + "/64"
+    return str(address)
+
+
+class LocalCounters:
+    """Fixed-window counters in this process, used when the store cannot count: a store outage then costs the
+    per-worker precision of the rate limit, not every API call (reads such as identity loads may still work)."""
+
+    MAX_KEYS = 100_000
+
+    def __init__(self) -> None:
+        self.counts: dict[str, tuple[float, int]] = {}
+
+    def hit(self, key: str, window: float) -> int:
+        now = time.monotonic()
+        if len(self.counts) > self.MAX_KEYS:
+            self.counts = {k: v for k, v in self.counts.items() if v[0] > now}
+            if len(self.counts) > self.MAX_KEYS:
+                self.counts.clear()
+        ends, count = self.counts.get(key, (0.0, 0))
+        ends, count = (ends, count + 1) if ends > now else (now + window, 1)
+        self.counts[key] = (ends, count)
+        return count
 
 
 async def read_json(request: Request) -> dict[str, Any]:
@@ -54,6 +95,7 @@ class Api:
         self.store = store
         self.codes = codes
         self.trusted = frozenset(settings.trusted_origins)
+        self.local = LocalCounters()
 
     # --- shared request handling -------------------------------------------------------------------------
     def _cors(self, origin: str | None) -> dict[str, str]:
@@ -63,12 +105,26 @@ class Api:
         return headers
 
     async def _limit(self, request: Request, bucket: str, limit: int) -> None:
-        client = request.client.host if request.client else "unknown"
-        if not (client.isascii() and client.isprintable() and len(client) <= 64):
-            # Behind a proxy the address comes from X-Forwarded-For, which may hold anything: keep the store key valid.
-            client = "h-" + hashlib.sha256(client.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-        if await self.store.hit(f"rl:{bucket}:{client}", 60) > limit:
+        # Behind a proxy the address comes from X-Forwarded-For, which may hold anything: client_key keeps it valid.
+        key = f"rl:{bucket}:{client_key(request.client.host if request.client else 'unknown')}"
+        try:
+            count = await self.store.hit(key, 60)
+        except StoreUnavailable:
+            count = self.local.hit(key, 60)
+        if count > limit:
             raise TooManyRequests(f"more than {limit} {bucket} requests a minute from this address; retry later")
+
+    async def _spend_handoff_budget(self, origin: str, size: int) -> None:
+        """Count a new record against the live-bytes budgets (fixed windows of handoff_ttl: what was issued in
+        this window and the last is all that can still be live, so at most twice the budget is ever held)."""
+        ttl, settings = self.codes.ttl, self.settings
+        mine = await self.store.hit("hb:o:" + hashlib.sha256(origin.encode()).hexdigest()[:32], ttl, size)
+        if mine > settings.handoff_budget_per_origin:
+            raise OverBudget(f"handoff records issued by {origin} in the last {ttl} s passed handoff_budget_per_origin "
+                             f"({settings.handoff_budget_per_origin} bytes); retry later")
+        if await self.store.hit("hb:all", ttl, size) > settings.handoff_budget:
+            raise OverBudget(f"handoff records issued in the last {ttl} s passed handoff_budget "
+                             f"({settings.handoff_budget} bytes); retry later")
 
     def endpoint(self, bucket: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -79,6 +135,10 @@ class Api:
                     raise Forbidden(f"origin {origin!r} is not a trusted origin of this bridge", "untrusted-origin")
                 await self._limit(request, bucket, self.settings.rate_limit)
                 result = await handler(await read_json(request), origin)
+            except OverBudget as error:
+                logger.warning("cookiebridge: shedding load: %s", error.message)
+                return JSONResponse(error.to_json(), status_code=error.status,
+                                    headers={**headers, "Retry-After": str(self.codes.ttl)})
             except BridgeError as error:
                 return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
             except StoreUnavailable:
@@ -135,6 +195,7 @@ class Api:
             raise Forbidden(f"destination {destination!r} is not another trusted origin", "bad-destination")
         code, ident = self.codes.issue(destination)
         record = json.dumps({"name": name, "value": value, "from": origin}).encode("utf-8")
+        await self._spend_handoff_budget(origin, len(record) + RECORD_OVERHEAD)
         await self.store.put(f"handoff:{ident}", record, self.codes.ttl)
         return {"code": code, "expiresIn": self.codes.ttl}
 

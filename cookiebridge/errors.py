@@ -56,5 +56,11 @@ class TooManyRequests(BridgeError):
     status, code = 429, "rate-limited"
 
 
+class OverBudget(BridgeError):
+    """The handoff budget (live bytes, global or for the calling site) is spent: a flood, or a budget too small."""
+
+    status, code = 429, "over-budget"
+
+
 class Unavailable(BridgeError):
     status, code = 503, "unavailable"

@@ -50,7 +50,7 @@ STATUSES = {200, 400, 403, 404, 405, 410, 413, 429, 503}
 ERRORS = {"bad-request", "bad-json", "bad-value", "bad-code", "bad-destination", "too-large", "untrusted-origin",
           "name-not-allowed", "identity-disabled", "forged", "wrong-destination", "expired", "used", "gone",
           "malformed", "unsupported-algorithm", "bad-signature", "not-yet-valid", "wrong-audience", "rate-limited",
-          "unavailable", "not-found", "method-not-allowed"}
+          "unavailable", "not-found", "method-not-allowed", "over-budget"}
 IDENTITY_ERRORS = {"malformed", "unsupported-algorithm", "bad-signature", "expired", "not-yet-valid", "wrong-audience"}
 # A browser's serialisation of an origin: what may go into the CSP header and be compared with event.origin.
 ORIGIN = re.compile(r"^https?://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])"

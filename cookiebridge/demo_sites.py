@@ -85,6 +85,8 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
     known = [_site(value) for value in sites]
     chat = emulator or ChatServer()
     widgets_root = _widgets_root(widgets_dir) if widgets_dir is not None else None
+    # The real widget is unstyled (and its panel unplaced) without its stylesheet; the double brings its own.
+    stylesheet = "/widgets/widgets.min.css" if widgets_root and (widgets_root / "widgets.min.css").is_file() else None
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(resource_dir("templates") / "demo"),
         autoescape=True,
@@ -121,6 +123,7 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
                 chat_endpoint=CHAT_ENDPOINT,
                 chat_api_key=CHAT_API_KEY,
                 finalizer_url=base + "/chat-finalizer.min.js",
+                widget_stylesheet=stylesheet,
                 web_engagement_url=base + "/web-engagement.min.js",
                 flags=flags,
                 others=[{"name": site.host, "href": site.origin + "/", "target": site.origin + path}

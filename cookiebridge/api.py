@@ -193,14 +193,15 @@ class Api:
         destination = data.get("destination")
         if not isinstance(destination, str) or destination not in self.trusted or destination == origin:
             raise Forbidden(f"destination {destination!r} is not another trusted origin", "bad-destination")
-        code, ident = self.codes.issue(destination)
+        code, ident = self.codes.issue(destination, origin)
         record = json.dumps({"name": name, "value": value, "from": origin}).encode("utf-8")
         await self._spend_handoff_budget(origin, len(record) + RECORD_OVERHEAD)
         await self.store.put(f"handoff:{ident}", record, self.codes.ttl)
         return {"code": code, "expiresIn": self.codes.ttl}
 
     async def redeem_handoff(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
-        ident = self.codes.open(data.get("code"), origin)
+        ident = self.codes.open(data.get("code"), origin, data.get("referrer"),
+                                gate=self.settings.handoff_referrer_gate)
         record = await self.store.take(f"handoff:{ident}")
         if record is None:
             raise Gone("handoff code was already used or has expired", "used")

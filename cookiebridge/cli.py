@@ -37,6 +37,8 @@ _SETTING_OPTIONS = [
     click.option("--log-level", help="critical, error, warning, info, debug or trace [info]."),
     click.option("--store", help="sqlite:///path/file.db (default sqlite:cookiebridge.db) or redis://host:6379/0."),
     click.option("--handoff-ttl", help="Seconds a link handoff code stays valid [60]."),
+    click.option("--handoff-referrer-gate/--no-handoff-referrer-gate", default=None,
+                 help="Redeem a handoff code only on a page whose referrer is the site that issued it [on]."),
     click.option("--identity-secret", help="Key your sites' backends sign identity tokens with "
                  "(prefer COOKIEBRIDGE_IDENTITY_SECRET)."),
     click.option("--identity-audience", help="Audience identity tokens must name [cookiebridge]."),

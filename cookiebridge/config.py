@@ -61,6 +61,8 @@ class Settings:
     log_level: str = "info"
     store: str = "sqlite:cookiebridge.db"
     handoff_ttl: int = 60
+    # Redeem a handoff code only on a page whose referrer is the site that issued it (planted links restore nothing).
+    handoff_referrer_gate: bool = True
     identity_secret: Secret | None = None
     identity_audience: str = "cookiebridge"
     rate_limit: int = 600
@@ -180,7 +182,7 @@ _INT_KEYS = {
     "body_timeout": (1, 300),
     "max_connections": (10, 1_000_000),
 }
-_BOOL_KEYS = {"proxy_headers"}
+_BOOL_KEYS = {"proxy_headers", "handoff_referrer_gate"}
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 

@@ -1,8 +1,14 @@
 """Handoff codes: short-lived, single-use, signed tickets that carry a chat session across one link.
 
-A code is `itsdangerous`-signed `[id, destination origin]` with a timestamp. The id (128 random bits) names the
-stored session value; the signature lets the bridge refuse forged or garbled codes, and codes presented by the
-wrong site, before it touches the store. Redeeming takes the stored value atomically, so a code works once.
+A code is `itsdangerous`-signed `[id, destination origin, issuing origin]` with a timestamp. The id (128 random bits)
+names the stored session value; the signature lets the bridge refuse forged or garbled codes, codes presented by the
+wrong site, and (the referrer gate) codes on a page that did not come from the issuing site, before it touches the
+store. Redeeming takes the stored value atomically, so a code works once.
+
+Why the referrer gate: anyone can mint a code for a session of their choice (any HTTP client can send a trusted
+`Origin`), so a code alone proves nothing about who put it in the link. A customer who clicks a link on the issuing
+site arrives with that site as `document.referrer`; a mailed link, a typed URL or a foreign page's link or redirect
+does not give it, so a planted code is refused there, unconsumed.
 """
 
 from __future__ import annotations
@@ -19,6 +25,13 @@ from .errors import BadRequest, Forbidden, Gone
 SALT = "cookiebridge.handoff.v1"
 MAX_CODE_LENGTH = 512
 _CODE = re.compile(r"[A-Za-z0-9_\-.]+")
+_ORIGIN = re.compile(r"https?://[^/?#\s]+")
+
+
+def referrer_origin(referrer: object) -> str | None:
+    """The origin of a `document.referrer` as browsers serialise it (`https://host[:port]/…`), or None."""
+    match = _ORIGIN.match(referrer) if isinstance(referrer, str) and len(referrer) <= 4096 else None
+    return match.group(0) if match else None
 
 
 def is_canonical(code: str) -> bool:
@@ -38,23 +51,27 @@ class HandoffCodes:
         self._serializer = URLSafeTimedSerializer(list(secret_keys), salt=SALT)
         self.ttl = ttl
 
-    def issue(self, destination: str) -> tuple[str, str]:
-        """Return (code, store id) for a session that may be redeemed only by `destination`."""
+    def issue(self, destination: str, source: str) -> tuple[str, str]:
+        """Return (code, store id) for a session issued by `source` that may be redeemed only by `destination`."""
         ident = secrets.token_urlsafe(16)
-        return self._serializer.dumps([ident, destination]), ident
+        return self._serializer.dumps([ident, destination, source]), ident
 
-    def open(self, code: object, origin: str) -> str:
-        """Return the store id of a code presented by `origin`, or raise the error to answer with."""
+    def open(self, code: object, origin: str, referrer: object = None, *, gate: bool = True) -> str:
+        """Return the store id of a code presented by `origin` on a page whose `document.referrer` is `referrer`,
+        or raise the error to answer with. With `gate`, the referrer must be the site that issued the code."""
         if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_LENGTH:
             raise BadRequest("'code' must be the handoff code string from the link", "bad-code")
         if not is_canonical(code):
             raise Forbidden("handoff code is not one this bridge issued", "forged")
         try:
-            ident, destination = self._serializer.loads(code, max_age=self.ttl)
+            ident, destination, source = self._serializer.loads(code, max_age=self.ttl)
         except SignatureExpired:
             raise Gone("handoff code has expired", "expired") from None
         except (BadSignature, ValueError, TypeError):
             raise Forbidden("handoff code is not one this bridge issued", "forged") from None
         if destination != origin:
             raise Forbidden(f"handoff code was issued for {destination}, not {origin}", "wrong-destination")
+        if gate and referrer_origin(referrer) != source:
+            raise Forbidden(f"handoff code was issued by {source}, and this page did not come from there (referrer "
+                            f"{referrer_origin(referrer) or 'none'}): a planted link restores nothing", "untrusted-referrer")
         return str(ident)

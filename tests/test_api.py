@@ -51,10 +51,10 @@ def issue(client: TestClient, origin: str = A, destination: str = B, value: str 
 
 def test_a_code_carries_the_session_to_its_destination_once(api: TestClient) -> None:
     code = issue(api)
-    status, body, headers = post(api, "handoff/redeem", B, {"code": code})
+    status, body, headers = post(api, "handoff/redeem", B, {"referrer": A + "/", "code": code})
     assert status == 200 and body == {"name": NAME, "value": VALUE, "from": A}
     assert headers["access-control-allow-origin"] == B and headers["cache-control"] == "no-store"
-    status, body, _ = post(api, "handoff/redeem", B, {"code": code})
+    status, body, _ = post(api, "handoff/redeem", B, {"referrer": A + "/", "code": code})
     assert (status, body["error"]) == (410, "used")
 
 
@@ -80,17 +80,17 @@ def test_code_has_128_random_bits_and_no_session_data(api: TestClient) -> None:
 )
 def test_bad_redemptions_are_refused_and_leave_the_code_usable(api: TestClient, origin, mutate, status, error) -> None:
     code = issue(api)
-    got_status, body, headers = post(api, "handoff/redeem", origin, {"code": mutate(code)})
+    got_status, body, headers = post(api, "handoff/redeem", origin, {"referrer": A + "/", "code": mutate(code)})
     assert (got_status, body["error"]) == (status, error)
     assert "value" not in body and "access-control-allow-origin" not in headers or origin in (B, C)
-    assert post(api, "handoff/redeem", B, {"code": code})[1]["value"] == VALUE
+    assert post(api, "handoff/redeem", B, {"referrer": A + "/", "code": code})[1]["value"] == VALUE
 
 
 def test_expired_codes_are_gone(tmp_path: Path) -> None:
     with make_client(tmp_path, handoff_ttl="5") as client:
         code = issue(client)
         time.sleep(6.1)
-        status, body, _ = post(client, "handoff/redeem", B, {"code": code})
+        status, body, _ = post(client, "handoff/redeem", B, {"referrer": A + "/", "code": code})
     assert (status, body["error"]) == (410, "expired")
 
 
@@ -101,7 +101,7 @@ def test_many_concurrent_redeems_of_one_code_succeed_exactly_once(tmp_path: Path
 
         def redeem(_: int) -> int:
             barrier.wait()
-            return post(client, "handoff/redeem", B, {"code": code})[0]
+            return post(client, "handoff/redeem", B, {"referrer": A + "/", "code": code})[0]
 
         with ThreadPoolExecutor(20) as pool:
             statuses = list(pool.map(redeem, range(20)))
@@ -137,7 +137,7 @@ def test_preflight_is_answered_only_for_trusted_origins(api: TestClient) -> None
 
 def test_rate_limit_answers_429(tmp_path: Path) -> None:
     with make_client(tmp_path, rate_limit="5") as client:
-        statuses = [post(client, "handoff/redeem", B, {"code": "forged"})[0] for _ in range(8)]
+        statuses = [post(client, "handoff/redeem", B, {"referrer": A + "/", "code": "forged"})[0] for _ in range(8)]
     assert statuses[:5] == [403] * 5 and statuses[5:] == [429] * 3
 
 

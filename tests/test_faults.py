@@ -67,7 +67,7 @@ def issue(bridge: BridgeProcess, value: str) -> str:
 
 
 def redeem(bridge: BridgeProcess, code: str) -> tuple[int, dict, dict]:
-    return call(bridge, "handoff/redeem", {"code": code}, origin=B)
+    return call(bridge, "handoff/redeem", {"code": code, "referrer": A + "/"}, origin=B)
 
 
 def assert_unavailable(answer: tuple[int, dict, dict]) -> None:

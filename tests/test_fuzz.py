@@ -50,7 +50,7 @@ STATUSES = {200, 400, 403, 404, 405, 410, 413, 429, 503}
 ERRORS = {"bad-request", "bad-json", "bad-value", "bad-code", "bad-destination", "too-large", "untrusted-origin",
           "name-not-allowed", "identity-disabled", "forged", "wrong-destination", "expired", "used", "gone",
           "malformed", "unsupported-algorithm", "bad-signature", "not-yet-valid", "wrong-audience", "rate-limited",
-          "unavailable", "not-found", "method-not-allowed", "over-budget"}
+          "unavailable", "not-found", "method-not-allowed", "over-budget", "untrusted-referrer"}
 IDENTITY_ERRORS = {"malformed", "unsupported-algorithm", "bad-signature", "expired", "not-yet-valid", "wrong-audience"}
 # A browser's serialisation of an origin: what may go into the CSP header and be compared with event.origin.
 ORIGIN = re.compile(r"^https?://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])"
@@ -80,7 +80,8 @@ setting_values = st.one_of(any_text, URLISH, st.integers(-10, 10**7), st.boolean
 SETTING_KEYS = ["trusted_origins", "cookie_names", "secret_key", "host", "port", "cookie_max_age", "workers",
                 "proxy_headers", "forwarded_allow_ips", "log_level", "store", "handoff_ttl", "identity_secret",
                 "identity_audience", "rate_limit", "previous_secret_keys", "previous_identity_secrets",
-                "ssl_certfile", "ssl_keyfile", "no_such_key"]
+                "ssl_certfile", "ssl_keyfile", "handoff_budget", "identity_max_ttl", "max_header_bytes",
+                "header_timeout", "body_timeout", "max_connections", "no_such_key"]
 
 
 def check_settings(result: Settings) -> None:
@@ -167,14 +168,14 @@ def test_origins_normalise_to_what_browsers_send_or_are_refused(value: str) -> N
 # --- handoff codes --------------------------------------------------------------------------------------------
 
 codes = HandoffCodes([SECRET], ttl=60)
-REAL_CODE, REAL_ID = codes.issue(B)
+REAL_CODE, REAL_ID = codes.issue(B, A)
 
 
 @fuzz
 @given(st.one_of(any_text, json_values, st.text(string.ascii_letters + string.digits + "-_.", max_size=600)))
 def test_arbitrary_codes_are_refused_with_a_documented_error(code: Any) -> None:
     with pytest.raises(BridgeError) as caught:
-        codes.open(code, B)
+        codes.open(code, B, A + "/")
     assert type(caught.value) in (BadRequest, Forbidden, Gone)
     assert caught.value.code in {"bad-code", "forged", "expired", "wrong-destination"}
 
@@ -190,7 +191,7 @@ def test_mutated_real_codes_never_open_for_another_id(position: int, how: str, c
         "swap": REAL_CODE[position:] + REAL_CODE[:position],
     }[how]
     try:
-        ident = codes.open(mutated, B)
+        ident = codes.open(mutated, B, A + "/")
     except BridgeError as error:
         assert error.code in {"bad-code", "forged", "expired"}
         return

@@ -62,10 +62,10 @@ def test_one_ipv6_64_shares_one_rate_limit(tmp_path: Path) -> None:
     statuses = []
     for n in range(8):
         with TestClient(app, client=(f"2001:db8:1:2::{n + 1:x}", 40000)) as attacker:
-            statuses.append(post(attacker, "handoff/redeem", B, {"code": "x"})[0])
+            statuses.append(post(attacker, "handoff/redeem", B, {"referrer": A + "/", "code": "x"})[0])
     assert statuses == [403] * 5 + [429] * 3
     with TestClient(app, client=("2001:db8:1:3::1", 40000)) as other:
-        assert post(other, "handoff/redeem", B, {"code": "x"})[0] == 403
+        assert post(other, "handoff/redeem", B, {"referrer": A + "/", "code": "x"})[0] == 403
 
 
 def test_a_handoff_flood_is_refused_at_the_budget_and_identity_keeps_working(tmp_path: Path) -> None:

@@ -162,3 +162,17 @@ def test_workers_get_the_keys_without_them_in_their_environment(tmp_path: Path) 
         assert call(bridge, "identity/load", {"token": token, "name": NAME})[1] == {"value": "v"}
     assert len(workers) >= 2
     assert not [env for env in environments if secret.encode() in env or identity.encode() in env]
+
+
+def test_limit_settings_are_validated_and_loose_ones_warned_about() -> None:
+    """The new settings follow the others: whole numbers in a range (one-line ConfigError otherwise), shown by
+    `check`, and a warning when they are loose enough to let slow clients hold a worker."""
+    from cookiebridge.config import ConfigError, load_settings
+
+    base = {"trusted_origins": ["https://a.example"], "secret_key": "Qm4vT9xK2pL7wZ3nR8bY6cH1dF5gJ0sA"}
+    with pytest.raises(ConfigError, match=r"^header_timeout = '0' must be a whole number from 1 to 300$"):
+        load_settings(environ={}, flags={**base, "header_timeout": "0"})
+    loose = load_settings(environ={"COOKIEBRIDGE_MAX_CONNECTIONS": "50000"}, flags={**base, "body_timeout": "120"})
+    assert loose.effective()["max_connections"] == 50000
+    assert any(note.startswith("max_connections 50000, header_timeout 10 s, body_timeout 120 s") for note in loose.warnings())
+    assert load_settings(environ={}, flags=base).warnings() == []

@@ -12,6 +12,7 @@ redis pair    two `cookiebridge serve` processes on one Redis, with sites https:
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -136,6 +137,79 @@ def topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         finally:
             servers.stop()
     shutil.copy(work / "bridge.log", RESULTS / "bridge.log") if RESULTS.is_dir() else None
+
+
+# --- opt-in: the same demo sites serving the real Genesys Widgets (proprietary: never in the repository) ---------
+
+GENESYS_WIDGETS = "COOKIEBRIDGE_GENESYS_WIDGETS"  # a folder: cxbus.min.js + plugins/ (CDN layout), or widgets.min.js
+_WIDGETS_VERSION = re.compile(rb'product:"Genesys Widgets",version:"([0-9.]+)"')
+# Read once, and taken out of the environment: `cookiebridge serve` refuses unknown COOKIEBRIDGE_* variables, and
+# every bridge process of the run inherits this process's environment.
+_GENESYS_WIDGETS_DIR = os.environ.pop(GENESYS_WIDGETS, "")
+
+
+@dataclass(frozen=True)
+class RealWidgetSites:
+    """domain-a/b with the real library: https://127.0.0.2:P / https://127.0.0.3:P, their own bridge process and
+    chat server; `version` as the library names itself, e.g. "9.0.018.07"."""
+    bridge: str
+    site_a: str
+    site_b: str
+    version: str
+
+
+def _real_widgets_dir(folder: Path, work: Path) -> Path:
+    """The folder to serve as /widgets/: the CDN layout as it is; a one-file bundle as a cxbus.min.js of its own
+    (it holds CXBus and every plugin), with its stylesheet and i18n/ beside it when the folder has them."""
+    if (folder / "cxbus.min.js").is_file() and (folder / "plugins").is_dir():
+        return folder
+    bundle = folder / "widgets.min.js"
+    if not bundle.is_file():
+        pytest.fail(f"{GENESYS_WIDGETS}={str(folder)!r} holds neither cxbus.min.js + plugins/ nor widgets.min.js: "
+                    "point it at an unpacked Genesys Widgets copy", pytrace=False)
+    served = work / "genesys-widgets"
+    (served / "plugins").mkdir(parents=True)
+    shutil.copyfile(bundle, served / "cxbus.min.js")  # a test run's temporary folder, never the repository
+    if (folder / "widgets.min.css").is_file():
+        shutil.copyfile(folder / "widgets.min.css", served / "widgets.min.css")
+    if (folder / "i18n").is_dir():
+        shutil.copytree(folder / "i18n", served / "i18n")
+    return served
+
+
+def _real_widgets_version(served: Path) -> str:
+    for candidate in (served / "plugins" / "widgets-core.min.js", served / "cxbus.min.js"):
+        found = _WIDGETS_VERSION.search(candidate.read_bytes()) if candidate.is_file() else None
+        if found:
+            return found.group(1).decode()
+    return "unknown version"
+
+
+@pytest.fixture(scope="session")
+def real_widget_sites(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealWidgetSites]:
+    """Skips (one line) unless COOKIEBRIDGE_GENESYS_WIDGETS names a copy of the library; always skips in CI."""
+    if os.environ.get("CI") == "true":
+        pytest.skip("real Genesys Widgets: not run in CI (the library is proprietary and not public to CI)")
+    folder = _GENESYS_WIDGETS_DIR
+    if not folder:
+        pytest.skip(f"real Genesys Widgets: set {GENESYS_WIDGETS} to a folder with cxbus.min.js + plugins/ "
+                    "(or widgets.min.js)")
+    work = tmp_path_factory.mktemp("real-widget")
+    served = _real_widgets_dir(Path(folder).expanduser().resolve(), work)
+    port = free_port("127.0.0.2")
+    site_a, site_b = f"https://127.0.0.2:{port}", f"https://127.0.0.3:{port}"
+    env = {"COOKIEBRIDGE_SECRET_KEY": SECRET, "COOKIEBRIDGE_IDENTITY_SECRET": IDENTITY_SECRET}
+    with BridgeProcess(bridge_args(certs, [site_a, site_b], f"sqlite:///{work / 'bridge.db'}"), work / "bridge.log",
+                       env=env, tls=True) as bridge:
+        demo = create_demo_app(bridge_url=bridge.url, sites=[site_a, site_b], emulator=ChatServer(),
+                               widgets_dir=served)
+        servers = ServerThread([https_server(demo, "127.0.0.2", port, certs),
+                                https_server(demo, "127.0.0.3", port, certs)]).start()
+        try:
+            yield RealWidgetSites(bridge=bridge.url, site_a=site_a, site_b=site_b,
+                                  version=_real_widgets_version(served))
+        finally:
+            servers.stop()
 
 
 @pytest.fixture(params=drivers.matrix(), ids=lambda combo: f"{combo[0]}-{combo[1]}")

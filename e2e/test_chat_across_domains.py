@@ -2,6 +2,8 @@
 
 Each test is one row of the compatibility matrix. Where a mechanism cannot work (third-party cookies blocked or
 partitioned), the test asserts that this is detected and reported, never that it works, and is never skipped.
+The widget is the double of the real Genesys Widgets 9 (static/demo/widgets-double.js), driven through its DOM
+like a customer (e2e/widget.py); e2e/test_core_scenarios.py runs the core of this with the real library too.
 """
 
 from __future__ import annotations
@@ -13,36 +15,40 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from cookiebridge.identity import sign_identity
-from e2e.conftest import COOKIE, IDENTITY_SECRET, WIDGET_SETTLED, Topology, wait_saved_in_iframe
+from e2e.conftest import COOKIE, IDENTITY_SECRET, NamedTopology, Topology, wait_saved_in_iframe
 from e2e.drivers import Session
 from e2e.matrix import observe
+from e2e.widget import FORM, TRANSCRIPT, ChatWidget
 
-# Session data the widget stores, with everything that tends to break cookie round trips.
-EXTRA = {"quote": 'say "hi"', "semicolon": "a;b", "equals": "k=v", "unicode": "Grüße ☃ 日本", "percent": "100%25"}
 PAGES = {"guide": "/", "extension": "/extension.html"}
 PROVIDER = {
     "guide": "cookieProvider",
     "extension": "window._genesys.widgets.extensions.CookieProviderExtension.provider",
 }
 NOTICE = "['enabled', 'disabled'].includes(document.getElementById('third-party-cookies').textContent) && document.getElementById('third-party-cookies').textContent"
-SETTLED = WIDGET_SETTLED
+# What the customer writes on A: B's transcript must show it (the server's history of the restored chat).
+MESSAGE = "Where is my order? Grüße ☃"
+# Every cookie of the session's name on this page, raw (a domain cookie and a host-only one both show).
+SESSION_COOKIES = f"return document.cookie.split('; ').filter(c => c.startsWith({COOKIE!r} + '=')).map(c => c.slice({len(COOKIE) + 1}));"
+# The token in the guide's cookie: the widget's sessionData {messageIndex, token}, written with js-cookie 2.
+COOKIE_TOKEN = f"""
+const raw = document.cookie.split('; ').find(c => c.startsWith({COOKIE!r} + '='));
+return raw ? JSON.parse(decodeURIComponent(raw.slice({len(COOKIE) + 1}))).token : null;"""
 
 
 def third_party_cookies(combo: tuple[str, str]) -> bool:
-    """Where the iframe's cookie is shared between sites (browsers.md): only the permissive profiles."""
+    """Where the iframe's cookie is shared between sites (docs/browsers.md): only the permissive profiles."""
     return combo[1] == "third-party-allowed"
 
 
-def widget(browser: Session) -> dict:
-    return browser.evaluate("return window.__widgetDouble;")
-
-
-def start_chat(browser: Session, url: str) -> dict:
+def start_chat(browser: Session, url: str) -> str:
+    """Open `url`, start a chat through the pre-chat form and write MESSAGE; returns the session id."""
     browser.goto(url)
-    browser.wait_for(SETTLED)
-    browser.evaluate("await CXBus.command('WebChat.startChat', {extra: args[0]}); return true;", EXTRA)
-    browser.wait_for("window.__widgetDouble.state === 'started'")
-    return widget(browser)["sessionData"]
+    chat = ChatWidget(browser)
+    assert chat.arrive() == FORM
+    session_id = chat.start()
+    chat.send(MESSAGE)
+    return session_id
 
 
 def follow_link(browser: Session, selector: str, origin: str) -> None:
@@ -52,22 +58,36 @@ def follow_link(browser: Session, selector: str, origin: str) -> None:
     browser.wait_for(f"location.origin === {origin!r} && document.readyState === 'complete'")
 
 
-def assert_restored(state: dict, session: dict | None = None) -> None:
-    late = "the session cookie is here now: the provider answered after the widget had read it" if state[
-        "cookieNow"] else "no session cookie arrived"
-    assert state["state"] == "restored", f"widget opened a fresh chat ({late})"
-    if session is not None:
-        assert state["sessionData"] == session
+def click_through(browser: Session, href: str, origin: str) -> None:
+    """Follow `href` by clicking a link to it on the current page, as a customer does (a typed URL has no referrer,
+    and the bridge redeems a handoff code only on a page that came from the site that issued it)."""
+    browser.evaluate("""
+        const link = Object.assign(document.createElement('a'), {id: 'cb-test-link', href: args[0], textContent: 'go'});
+        document.body.prepend(link);
+        return true;""", href)
+    follow_link(browser, "#cb-test-link", origin)
 
 
-def arrive(browser: Session) -> dict:
-    browser.wait_for(SETTLED)
-    state = widget(browser)
+def arrive(browser: Session) -> tuple[ChatWidget, str]:
+    """After a navigation: the widget's settled view, FORM (a fresh chat) or TRANSCRIPT, and no page error."""
+    chat = ChatWidget(browser)
+    view = chat.arrive()
     assert browser.evaluate("return window.__cbErrors;") == []
-    # If the widget opened a fresh chat although the session cookie is here now, the provider answered after the
-    # widget had read it (the guide's sample does not wait for loadCookie); say so instead of a bare mismatch.
-    state["cookieNow"] = browser.evaluate(f"return document.cookie.includes({COOKIE!r} + '=');")
-    return state
+    return chat, view
+
+
+def assert_restored(browser: Session, session_id: str | None = None) -> ChatWidget:
+    """The widget on this page continued the chat: it never offered a new one, and shows what was written on A."""
+    chat, view = arrive(browser)
+    if view != TRANSCRIPT:
+        late = "the session cookie is here now: the provider answered after the widget had read it" if browser.evaluate(
+            f"return document.cookie.includes({COOKIE!r} + '=');") else "no session cookie arrived"
+        pytest.fail(f"the widget offered a new chat ({late})")
+    assert FORM not in chat.views(), "the pre-chat form flashed up before the restore"
+    if session_id is not None:
+        assert chat.session_id() == session_id
+    chat.wait_for_text(MESSAGE)
+    return chat
 
 
 @pytest.mark.parametrize(
@@ -79,7 +99,7 @@ def test_following_a_link_keeps_the_chat(request, browser: Session, topology: To
     session = start_chat(browser, topology.site_a + PAGES[page])
     follow_link(browser, "#to-other-site", topology.site_b)
     assert "cb-handoff" not in browser.url()  # the code left the address bar
-    assert_restored(arrive(browser), session)  # byte-exact: quotes, ;, =, non-ASCII
+    assert_restored(browser, session)
     source = browser.evaluate(f"return {PROVIDER[page]}.restoredFrom;")
     assert source == "handoff"
     observe(request.node, f"kept, via {source}")
@@ -97,13 +117,12 @@ def test_typing_the_other_sites_url_keeps_the_chat_only_where_third_party_cookie
     if third_party_cookies(combo):
         wait_saved_in_iframe(browser, PROVIDER[page])
     browser.goto(topology.site_b + PAGES[page])
-    state = arrive(browser)
     if third_party_cookies(combo):
-        assert_restored(state, session)
+        assert_restored(browser, session)
         assert browser.evaluate(f"return {PROVIDER[page]}.restoredFrom;") == "iframe"
         observe(request.node, "kept, via iframe cookie")
     else:
-        assert state["state"] == "open"  # a fresh chat: the iframe's cookie is blocked or partitioned
+        assert arrive(browser)[1] == FORM  # a fresh chat: the iframe's cookie is blocked or partitioned
         assert browser.evaluate(f"return await {PROVIDER[page]}.cookieTest();") is False
         if page == "extension":
             assert browser.wait_for(NOTICE) == "disabled"
@@ -124,27 +143,35 @@ def test_cookie_test_reports_the_truth(request, browser: Session, topology: Topo
     observe(request.node, f"cookieTest() = {str(expected).lower()}")
 
 
+def forgotten(browser: Session, provider: str) -> None:
+    """Until this site's session cookie and the bridge's iframe copy are both gone."""
+    browser.wait_for(f"""(async () => !document.cookie.includes({COOKIE!r} + '=') &&
+        (await {provider}.request({{ op: 'get', name: {COOKIE!r} }})).value == null)()""", timeout=15)
+
+
 @pytest.mark.parametrize(
-    "page",
-    [pytest.param("guide", marks=pytest.mark.scenario("ended chat (removeCookie) is not restored on B")),
-     pytest.param("extension", marks=pytest.mark.scenario("ended chat (extension) is not restored on B"))],
+    "page, ended_by",
+    [pytest.param("guide", "server", marks=pytest.mark.scenario("chat ended by the server is not restored on B")),
+     pytest.param("extension", "customer", marks=pytest.mark.scenario("chat ended by the customer is not restored on B"))],
 )
 def test_an_ended_chat_is_not_restored(request, browser: Session, topology: Topology, combo: tuple[str, str],
-                                       page: str) -> None:
-    start_chat(browser, topology.site_a + PAGES[page])
+                                       page: str, ended_by: str) -> None:
+    """The real widget publishes no WebChat.ended, and a chat the server ends has no event at all: the provider
+    follows the widget's own state cookie, and the extension listens to WebChatService.ended."""
+    session = start_chat(browser, topology.site_a + PAGES[page])
+    chat = ChatWidget(browser)
     if third_party_cookies(combo):
         wait_saved_in_iframe(browser, PROVIDER[page])
-    browser.evaluate("await CXBus.command('WebChat.endChat'); return true;")
-    if page == "guide":
-        # The guide's page never forgets an ended chat; the README tells site owners to add this call.
-        assert browser.evaluate("return await cookieProvider.removeCookie();") is True
+    if ended_by == "server":
+        chat.agent(session, end=True)
     else:
-        # The extension removes it on WebChat.ended by itself.
-        browser.wait_for(f"(async () => (await {PROVIDER[page]}.request({{ op: 'get', name: {PROVIDER[page]}.name }})).value === null)()")
+        chat.end()
+    forgotten(browser, PROVIDER[page])
     follow_link(browser, "#to-other-site", topology.site_b)
-    assert arrive(browser)["state"] == "open"
+    chat, view = arrive(browser)
+    assert view == FORM and chat.error() is None  # a fresh chat, and no "session lost" error
     browser.goto(topology.site_b + PAGES[page])
-    assert arrive(browser)["state"] == "open"
+    assert arrive(browser)[1] == FORM
     observe(request.node, "B starts a fresh chat")
 
 
@@ -168,24 +195,25 @@ def test_untrusted_origins_learn_nothing(request, browser: Session, topology: To
             tried += 1
     # The attacker's 'set' and 'remove' changed nothing: B still restores the real session.
     browser.goto(topology.site_a + PAGES["guide"])
-    browser.wait_for(SETTLED)
+    assert arrive(browser)[1] == TRANSCRIPT
     follow_link(browser, "#to-other-site", topology.site_b)
-    assert_restored(arrive(browser), session)
+    assert_restored(browser, session)
     observe(request.node, f"{tried} attacks, no reply, no data")
 
 
 @pytest.mark.scenario("bridge unreachable: page and widget work, loadCookie settles")
 def test_the_page_works_when_the_bridge_is_down(request, browser: Session, topology: Topology) -> None:
     browser.goto(topology.down_site + "/")
-    browser.wait_for(SETTLED)
+    chat = ChatWidget(browser)
+    assert chat.arrive() == FORM
     began = time.monotonic()
     value = browser.evaluate("return await cookieProvider.loadCookie();")
     waited = time.monotonic() - began
     assert value is None and waited < 3.5  # the default timeout is 3 s
     assert browser.evaluate("return await cookieProvider.saveCookie();") is False
     assert browser.evaluate("return await cookieProvider.cookieTest();") is False
-    browser.evaluate("await CXBus.command('WebChat.startChat', {extra: {}}); return true;")
-    browser.wait_for("window.__widgetDouble.state === 'started'")
+    chat.start()
+    chat.send(MESSAGE)
     assert browser.evaluate("return window.__cbErrors;") == []
     observe(request.node, f"settled in {waited:.1f} s, chat works")
 
@@ -203,7 +231,7 @@ def test_signed_identity_keeps_the_chat_on_a_typed_url(request, browser: Session
         return !!raw && r.ok && (await r.json()).value === raw.slice(p.name.length + 1);
     }})()""")
     browser.goto(f"{topology.site_b}/identity.html?customer={customer}")
-    assert_restored(arrive(browser), session)
+    assert_restored(browser, session)
     assert browser.evaluate("return cookieProvider.restoredFrom;") == "identity"
     observe(request.node, "kept, via identity")
 
@@ -213,11 +241,13 @@ def test_a_replayed_handoff_link_restores_nothing(request, browser: Session, new
     start_chat(browser, topology.site_a + PAGES["guide"])
     link = browser.evaluate("return await cookieProvider.decorate(args[0]);", topology.site_b + "/")
     assert "#cb-handoff=" in link
-    browser.goto(link)
-    assert_restored(arrive(browser))
+    click_through(browser, link, topology.site_b)
+    assert_restored(browser)
+    # Another customer gets the same link onto domain-a's own page (as good a referrer as it gets) and follows it.
     other = new_browser()
-    other.goto(link)
-    assert arrive(other)["state"] == "open"
+    other.goto(topology.site_a + "/")
+    click_through(other, link, topology.site_b)
+    assert arrive(other)[1] == FORM
     assert other.evaluate("return cookieProvider.restoredFrom;") is None
     observe(request.node, "second use: fresh chat")
 
@@ -226,13 +256,14 @@ def test_a_replayed_handoff_link_restores_nothing(request, browser: Session, new
 def test_two_bridges_sharing_redis(request, browser: Session, new_browser, topology: Topology) -> None:
     session = start_chat(browser, topology.redis_a + "/")
     link = browser.evaluate("return await cookieProvider.decorate(args[0]);", topology.redis_b + "/")
-    browser.goto(link)  # redis_b's pages use the second bridge process
-    assert_restored(arrive(browser), session)
+    click_through(browser, link, topology.redis_b)  # redis_b's pages use the second bridge process
+    assert_restored(browser, session)
     stale = browser.evaluate("return await cookieProvider.decorate(args[0]);", topology.redis_a + "/")
     time.sleep(6)  # these bridges run with --handoff-ttl 5
     other = new_browser()
-    other.goto(stale)
-    assert arrive(other)["state"] == "open"
+    other.goto(topology.redis_b + "/")
+    click_through(other, stale, topology.redis_a)
+    assert arrive(other)[1] == FORM
     observe(request.node, "redeemed across processes; expired: fresh chat")
 
 
@@ -240,18 +271,19 @@ def test_two_bridges_sharing_redis(request, browser: Session, new_browser, topol
 def test_shared_iframe_and_value_limits(request, browser: Session, topology: Topology,
                                         combo: tuple[str, str]) -> None:
     browser.goto(topology.site_a + PAGES["guide"])
-    browser.wait_for(SETTLED)
+    ChatWidget(browser).arrive()
     outcome = browser.evaluate("""
         const again = new CookieProvider(SESSION_COOKIE_NAME, IFRAME_URL), third = new CookieProvider(SESSION_COOKIE_NAME, IFRAME_URL);
         await Promise.all([again.cookieTest(), third.cookieTest(), cookieProvider.cookieTest()]);
-        const frames = document.querySelectorAll('iframe[title="cookiebridge"]').length;
+        const bridgeFrames = () => [...document.querySelectorAll('iframe')].filter(f => f.src === IFRAME_URL);
+        const frames = bridgeFrames().length;
         // Raw cookie values as the widget's Cookie helper writes them: every character is cookie-safe.
         const fits = 'v'.repeat(4096 - SESSION_COOKIE_NAME.length - 1), tooLarge = fits + 'v';
         const stored = await cookieProvider.request({op: 'set', name: SESSION_COOKIE_NAME, value: fits});
         const readBack = await cookieProvider.request({op: 'get', name: SESSION_COOKIE_NAME});
         const refused = await cookieProvider.request({op: 'set', name: SESSION_COOKIE_NAME, value: tooLarge});
         // A page that moves the iframe in the DOM reloads it; the provider opens a new channel to the new document.
-        const frame = document.querySelector('iframe[title="cookiebridge"]');
+        const frame = bridgeFrames()[0];
         const reloaded = new Promise(resolve => frame.addEventListener('load', resolve, {once: true}));
         document.body.appendChild(frame);
         await reloaded;
@@ -272,12 +304,29 @@ def test_shared_iframe_and_value_limits(request, browser: Session, topology: Top
 @pytest.mark.scenario("the bridge's access log holds no session data or handoff code")
 def test_bridge_log_holds_no_session_data(request, browser: Session, topology: Topology) -> None:
     session = start_chat(browser, topology.site_a + PAGES["guide"])
+    token = browser.evaluate(COOKIE_TOKEN)
     code_link = browser.evaluate("return await cookieProvider.decorate(args[0]);", topology.site_b + "/")
-    browser.goto(code_link)
-    assert_restored(arrive(browser))
+    click_through(browser, code_link, topology.site_b)
+    assert_restored(browser)
     log = (topology.logs / "bridge.log").read_text()
     assert '"POST /api/v1/handoff/redeem HTTP/1.1" 200' in log  # the log is on and saw the redemption
     code = code_link.split("cb-handoff=", 1)[1]
-    for secret in (session["sessionId"], "Gr%C3%BC%C3%9Fe", code, code[:20]):
+    for secret in (session, token, token[-20:], code, code[:20]):
         assert secret not in log
     observe(request.node, "log checked")
+
+
+@pytest.mark.scenario("on hostnames: one session cookie after a link, the widget reads it, removeCookie leaves none")
+def test_one_session_cookie_on_hostnames(request, browser: Session, named_topology: NamedTopology) -> None:
+    """On a hostname the real widget writes the guide's cookie with Domain=.<registrable domain>; the provider
+    writes its restored copy there too, so B never holds two cookies of one name (the widget would read the older)."""
+    session = start_chat(browser, named_topology.site_a + PAGES["extension"])
+    follow_link(browser, "#to-other-site", named_topology.site_b)
+    chat = assert_restored(browser, session)
+    cookies = browser.evaluate(SESSION_COOKIES)
+    assert len(cookies) == 1, cookies
+    # The widget's own view of the session is the restored cookie's (it rewrote it with its fresh token).
+    assert browser.evaluate(COOKIE_TOKEN) == chat.session_data()["token"]
+    assert browser.evaluate(f"return await {PROVIDER['extension']}.removeCookie();") is True
+    assert browser.evaluate(SESSION_COOKIES) == []
+    observe(request.node, "1 cookie; removeCookie: none left")

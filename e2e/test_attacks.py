@@ -42,6 +42,7 @@ from cookiebridge.devcerts import Certs
 from e2e.conftest import COOKIE, IDENTITY_SECRET, SECRET, Topology, bridge_args
 from e2e.drivers import Session
 from e2e.matrix import observe
+from e2e.widget import FORM, ChatWidget
 from cookiebridge.demo import https_server
 from e2e.servers import ServerThread, hostile_app
 from tests.processes import BridgeProcess, free_port
@@ -732,8 +733,7 @@ def test_forged_handoff_link_restores_nothing(request, browser: Session, topolog
     forged = URLSafeTimedSerializer("attacker-key-0123456789abcdef", salt=SALT).dumps(["x", topology.site_b])
     for attempt, code in enumerate(("AAAA", forged, forged[:-10])):
         browser.goto(f"{topology.site_b}/?attempt={attempt}#cb-handoff={code}")  # a new document each time
-        browser.wait_for("window.__widgetDouble && ['open', 'restored', 'started'].includes(window.__widgetDouble.state)")
-        assert browser.evaluate("return window.__widgetDouble.state;") == "open"
+        assert ChatWidget(browser).arrive() == FORM
         assert "cb-handoff" not in browser.url()
         assert browser.evaluate("return cookieProvider.restoredFrom;") is None
         assert browser.evaluate("return window.__cbErrors;") == []

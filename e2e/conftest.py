@@ -258,3 +258,33 @@ def new_browser(combo: tuple[str, str], tmp_path: Path) -> Iterator[object]:
     yield open_another
     for session in opened:
         session.close()
+
+
+# --- the link-handoff lab (issue 12): its own bridge, two trusted lab sites, a foreign site and a redirect target ---
+
+from e2e.lab import Foreign, LabTopology, site_app  # noqa: E402  (this section's own import)
+
+
+@pytest.fixture(scope="session")
+def lab_topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabTopology]:
+    work = tmp_path_factory.mktemp("lab")
+    port, catcher_port = free_port(), free_port()
+    site_a, site_b = f"https://127.0.0.2:{port}", f"https://127.0.0.3:{port}"
+    foreign, catcher = f"https://127.0.0.4:{port}", f"https://127.0.0.4:{catcher_port}"
+    env = {"COOKIEBRIDGE_SECRET_KEY": SECRET}
+    with BridgeProcess(bridge_args(certs, [site_a, site_b], f"sqlite:///{work / 'lab-bridge.db'}"),
+                       work / "lab-bridge.log", env=env, tls=True) as bridge:
+        sites = site_app(bridge.url, [site_a, site_b], catcher, COOKIE)
+        spy = Foreign(bridge.url, site_a, site_b, COOKIE)
+        spied = spy.app()
+        servers = ServerThread([
+            https_server(sites, "127.0.0.2", port, certs),
+            https_server(sites, "127.0.0.3", port, certs),
+            https_server(spied, "127.0.0.4", port, certs),
+            https_server(spied, "127.0.0.4", catcher_port, certs),
+        ]).start()
+        try:
+            yield LabTopology(bridge=bridge.url, site_a=site_a, site_b=site_b, foreign=foreign, catcher=catcher,
+                              spy=spy, logs=work)
+        finally:
+            servers.stop()

@@ -1,8 +1,10 @@
 """The guide's widget extensions in real browsers: chat-finalizer.min.js and web-engagement.min.js, served by the real
 bridge process, on the demo sites' /finalizer.html, /web-engagement.html and /media-widget.html pages.
 
-The agent is played through the chat emulator's control route; the Monitoring JS API (_gt) by the double on
-/web-engagement.html (?gt=answer|silent|absent|queued).
+The chat widget (the double of the real Genesys Widgets) is driven through its DOM by e2e.widget.ChatWidget; the
+agent is played through the chat server's control route (POST {dataURL}/{sid}/agent); what the widget delivered
+is read from the bus. The Monitoring JS API (_gt) is played by the double on /web-engagement.html
+(?gt=answer|silent|absent|queued).
 """
 
 from __future__ import annotations
@@ -12,54 +14,83 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from e2e.conftest import COOKIE, WIDGET_SETTLED, Topology, wait_saved_in_iframe
+from e2e.conftest import COOKIE, Topology, wait_saved_in_iframe
 from e2e.drivers import Session
 from e2e.matrix import observe
+from e2e.widget import FORM, TRANSCRIPT, ChatWidget
 
 NOTICE = ("Thank you for your query. Please do not respond to this automated message if you do not have additional "
           "questions.")
 INJECTED = {"type": "text", "text": NOTICE, "bubble": {"time": False}}
-SETTLED = WIDGET_SETTLED
 # What breaks naive query-string handling: separators, spaces, plus and percent signs, non-ASCII, a surrogate pair.
 SPECIAL_IDS = {"visitID": "v&id=1 2+3%20é☃/?#日本😀", "pageID": "  p=&q r  "}
 WIDGET_BASE = {"first_name": "Demo", "last_name": "Customer"}
+# Records what the widget publishes on the bus: the interaction states its messageReceived events delivered (a
+# history replay included) and the chat service's lifecycle events. Installed right after the page's load event,
+# while widgets-core is still loading, so it sees the restore's replay too.
+RECORD_BUS = """
+if (window.__bus) return true;
+const bus = window.__bus = {states: [], events: []};
+for (const name of ['WebChatService.started', 'WebChatService.restored', 'WebChatService.ended',
+                    'WebChatService.sessionLost']) {
+  CXBus.subscribe(name, () => bus.events.push(name));
+}
+CXBus.subscribe('WebChatService.messageReceived', (e) => {
+  const messages = e && e.data && e.data.originalMessages;
+  for (const m of Array.isArray(messages) ? messages : []) {
+    if (m && m.type === 'System' && m.event === 'InteractionStateChange' && m.data) {
+      bus.states.push(m.data.interactionState);
+    }
+  }
+});
+return true;"""
+NOTICES = "document.querySelectorAll('.cx-webchat .cx-transcript .cx-message.cx-injected')"
+NO_SESSION = """(async () => {
+  let d = null;
+  try { d = await CXBus.command('WebChatService.getSessionData'); } catch (rejected) { /* no chat service */ }
+  return !d || !d.sessionId;
+})()"""
 
 
 def no_errors(browser: Session, frame: str = "window") -> None:
     assert browser.evaluate(f"return {frame}.__cbErrors;") == []
 
 
-def open_finalizer(browser: Session, site: str, query: str = "") -> dict:
+def open_finalizer(browser: Session, site: str, query: str = "") -> ChatWidget:
+    """/finalizer.html with the bus recorder; returns once the widget has settled (form or restored transcript)."""
+    chat = ChatWidget(browser)
     browser.goto(f"{site}/finalizer.html{query}")
-    browser.wait_for(SETTLED)
-    return browser.evaluate("return window.__widgetDouble;")
-
-
-def start_chat(browser: Session) -> str:
-    browser.evaluate("await CXBus.command('WebChat.startChat', {}); return true;")
-    return browser.wait_for("window.__widgetDouble.state === 'started' && window.__widgetDouble.sessionId")
+    browser.evaluate(RECORD_BUS)
+    chat.arrive()
+    return chat
 
 
 def seen(browser: Session, state: str, count: int = 1) -> None:
-    """Until the widget has delivered `count` state changes to `state` (its subscribers have run by then)."""
-    browser.wait_for(f"""window.__widgetDouble.messages.filter(m => m.event === 'InteractionStateChange'
-        && m.data.interactionState === {state!r}).length >= {count}""")
+    """Until the widget has delivered `count` state changes to `state`, and its subscribers (the finalizer, and a
+    command the finalizer sent) have had time to run."""
+    browser.wait_for(f"window.__bus.states.filter(s => s === {state!r}).length >= {count}")
+    browser.evaluate("await new Promise(r => setTimeout(r, 250)); return true;")
 
 
-def agent(browser: Session, state: str, count: int = 1) -> None:
+def agent(chat: ChatWidget, session_id: str, state: str, count: int = 1) -> None:
     """The agent moves the interaction to `state`; waits until the widget has seen it (the `count`th time)."""
-    assert browser.evaluate("return await simulatedAgent(args[0]);", state) is True
-    seen(browser, state, count)
+    chat.agent(session_id, interactionState=state)
+    seen(chat.browser, state, count)
 
 
-def injected(browser: Session) -> list:
-    return browser.evaluate("return window.__widgetDouble.injected;")
+def notices(browser: Session) -> list[str]:
+    """The texts of the injected notices in the transcript."""
+    return browser.evaluate(f"return Array.from({NOTICES}, m => m.textContent.trim());")
+
+
+def bus_events(browser: Session) -> list[str]:
+    return browser.evaluate("return window.__bus.events;")
 
 
 @pytest.mark.scenario("finalizer: agent finalizes → one notice (Finalizing, then Completed)")
 def test_finalizing_then_completed_injects_the_notice_once(request, browser: Session, topology: Topology) -> None:
-    open_finalizer(browser, topology.site_a, "?provider=0")
-    start_chat(browser)
+    chat = open_finalizer(browser, topology.site_a, "?provider=0")
+    session = chat.start()
     # Malformed events reach the finalizer first: it must neither throw nor act.
     browser.evaluate("""
         for (const data of [null, {}, {originalMessages: 'x'}, {originalMessages: [null, 5, {type: 'System'},
@@ -67,15 +98,19 @@ def test_finalizing_then_completed_injects_the_notice_once(request, browser: Ses
             {type: 'System', event: 'InteractionStateChange', data: {interactionState: {}}}]}]) {
           CXBus.publish('WebChatService.messageReceived', data);
         }
+        await new Promise(r => setTimeout(r, 250));
         return true;""")
-    assert injected(browser) == []
-    agent(browser, "Finalizing")
-    assert injected(browser) == [INJECTED]
-    agent(browser, "Completed")
-    assert injected(browser) == [INJECTED]
-    assert browser.evaluate("return document.querySelectorAll('#chat-messages li.injected').length;") == 1
+    assert notices(browser) == []
+    agent(chat, session, "Finalizing")
+    assert notices(browser) == [NOTICE]
+    # Only the double can tell the injected message's options: the guide's bubble without a time.
+    assert browser.evaluate("return window.__widgetDouble.injected;") == [INJECTED]
+    agent(chat, session, "Completed")
+    assert notices(browser) == [NOTICE]
     assert browser.evaluate("return document.getElementById('finalized').textContent;").startswith("Finalizing")
-    assert browser.evaluate("return window.__widgetDouble.state;") == "started"  # async chat: not ended
+    # An async chat gets the notice and goes on: no end, the same session, the message input still there.
+    assert "WebChatService.ended" not in bus_events(browser)
+    assert chat.session_id() == session and chat.view() == TRANSCRIPT
     no_errors(browser)
     observe(request.node, "1 notice for Finalizing + Completed")
 
@@ -83,51 +118,54 @@ def test_finalizing_then_completed_injects_the_notice_once(request, browser: Ses
 @pytest.mark.scenario("finalizer: reload replays the history → no second notice")
 def test_a_reload_replaying_the_history_does_not_repeat_the_notice(request, browser: Session,
                                                                    topology: Topology) -> None:
-    open_finalizer(browser, topology.site_a)  # with the cookie provider, as the guide's page has it
-    session = start_chat(browser)
-    agent(browser, "Finalizing")
-    assert injected(browser) == [INJECTED]
-    browser.goto(topology.site_a + "/finalizer.html")
-    browser.wait_for("window.__widgetDouble.state === 'restored'")
-    assert browser.evaluate("return window.__widgetDouble.sessionId;") == session
+    chat = open_finalizer(browser, topology.site_a)  # with the cookie provider, as the guide's page has it
+    session = chat.start()
+    agent(chat, session, "Finalizing")
+    assert notices(browser) == [NOTICE]
+    chat = open_finalizer(browser, topology.site_a)
+    assert chat.view() == TRANSCRIPT and FORM not in chat.views()
+    assert "WebChatService.restored" in bus_events(browser)
+    assert chat.session_id() == session
     seen(browser, "Finalizing")  # the history replay delivered the old state change again
-    assert injected(browser) == []
-    agent(browser, "Completed")  # the same interaction completes after the reload
-    assert injected(browser) == []
+    assert notices(browser) == []
+    agent(chat, session, "Completed")  # the same interaction completes after the reload
+    assert notices(browser) == []
     no_errors(browser)
     observe(request.node, "replayed Finalizing, later Completed: no notice")
 
 
 @pytest.mark.scenario("finalizer: a new interaction gets its own notice")
 def test_a_new_interaction_is_notified_again(request, browser: Session, topology: Topology) -> None:
-    open_finalizer(browser, topology.site_a, "?provider=0")
-    start_chat(browser)
-    agent(browser, "Finalizing")
-    browser.evaluate("await CXBus.command('WebChat.sendMessage', {message: 'Thanks!'}); return true;")
-    agent(browser, "Active")
-    agent(browser, "Finalizing", count=2)
-    agent(browser, "Completed")
-    assert injected(browser) == [INJECTED, INJECTED]
-    browser.goto(topology.site_a + "/finalizer.html?provider=0")
-    browser.wait_for("window.__widgetDouble.state === 'restored'")
+    chat = open_finalizer(browser, topology.site_a, "?provider=0")
+    session = chat.start()
+    agent(chat, session, "Finalizing")
+    chat.send("Thanks!")
+    agent(chat, session, "Active")
+    agent(chat, session, "Finalizing", count=2)
+    agent(chat, session, "Completed")
+    assert notices(browser) == [NOTICE, NOTICE]
+    chat = open_finalizer(browser, topology.site_a, "?provider=0")
+    assert chat.view() == TRANSCRIPT and chat.session_id() == session
     seen(browser, "Finalizing", count=2)
-    assert injected(browser) == []
+    assert notices(browser) == []
     no_errors(browser)
     observe(request.node, "2 interactions: 2 notices; reload: none")
 
 
 @pytest.mark.scenario("finalizer: non-async chat → endChat")
 def test_a_non_async_chat_is_ended(request, browser: Session, topology: Topology) -> None:
-    open_finalizer(browser, topology.site_a, "?async=0&provider=0")
-    session = start_chat(browser)
-    assert browser.evaluate("return await simulatedAgent('Finalizing');") is True
-    browser.wait_for("window.__widgetDouble.state === 'ended'")
-    assert injected(browser) == []
-    ended = browser.evaluate("""
-        const reply = await fetch('/chat/sessions/' + encodeURIComponent(args[0]) + '/messages', {cache: 'no-store'});
-        return (await reply.json()).data.chatEnded;""", session)
-    assert ended is True
-    assert browser.evaluate("return window.__widgetDouble.events.includes('WebChat.ended');") is True
+    chat = open_finalizer(browser, topology.site_a, "?async=0&provider=0")
+    session = chat.start()
+    chat.agent(session, interactionState="Finalizing")
+    browser.wait_for("window.__bus.events.includes('WebChatService.ended')")
+    browser.wait_for(NO_SESSION)
+    assert notices(browser) == []
+    # The chat server has ended it: the agent can no longer write into it.
+    status = browser.evaluate("""
+        const reply = await fetch(args[0], {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                            body: JSON.stringify({text: 'still there?'})});
+        return reply.status;""", f"{chat.data_url}/{session}/agent")
+    assert status == 409
     no_errors(browser)
     observe(request.node, "chat ended, no notice")
 
@@ -135,32 +173,36 @@ def test_a_non_async_chat_is_ended(request, browser: Session, topology: Topology
 @pytest.mark.scenario("finalizer: chat ended → removeCookie, the other site starts fresh")
 def test_an_ended_chat_is_removed_from_the_bridge(request, browser: Session, topology: Topology,
                                                  combo: tuple[str, str]) -> None:
-    open_finalizer(browser, topology.site_a)
-    start_chat(browser)
+    chat = open_finalizer(browser, topology.site_a)
+    chat.start()
     if combo[1] == "third-party-allowed":  # only there does the iframe's cookie carry the chat (browsers.md)
         wait_saved_in_iframe(browser, "cookieProvider")
+    # Each removeCookie() call, and whether the finalizer made it (the provider's cookie follower may call it too,
+    # once the widget's own state cookie has gone).
     browser.evaluate("""
         const original = cookieProvider.removeCookie;
         window.__removals = [];
         cookieProvider.removeCookie = function () {
           const removal = original.apply(this, arguments);
-          window.__removals.push(removal);
+          window.__removals.push({removal, byFinalizer: /chat-finalizer/.test(new Error().stack || '')});
           return removal;
         };
         return true;""")
-    browser.evaluate("await CXBus.command('WebChat.endChat'); return true;")
-    browser.wait_for("window.__removals.length === 1")
-    assert browser.evaluate("return await window.__removals[0];") is True
+    chat.end()  # the customer: close, then "end this chat?" → yes
+    assert "WebChatService.ended" in bus_events(browser)
+    browser.wait_for("window.__removals.some(r => r.byFinalizer)")
+    assert browser.evaluate("return (await Promise.all(window.__removals.map(r => r.removal))).every(ok => ok);")
     assert browser.evaluate("return (await cookieProvider.request({ op: 'get', name: cookieProvider.name })).value;") is None
     browser.click("#to-other-site")
     browser.wait_for(f"location.origin === {topology.site_b!r} && document.readyState === 'complete'")
-    for _ in ("link", "typed URL"):
-        state = browser.wait_for(f"({SETTLED}) && window.__widgetDouble.state")
-        assert state == "open"
+    for arrival in ("link", "typed URL"):
+        if arrival == "typed URL":
+            browser.goto(topology.site_b + "/finalizer.html")
+        assert chat.arrive() == FORM, f"{arrival}: B restored the ended chat: {chat.transcript()}"
+        assert TRANSCRIPT not in chat.views() and chat.error() is None, arrival
         assert browser.evaluate("return cookieProvider.restoredFrom;") is None
         assert browser.evaluate(f"return document.cookie.includes({COOKIE!r} + '=');") is False
         no_errors(browser)
-        browser.goto(topology.site_b + "/finalizer.html")
     observe(request.node, "removeCookie() = true; B: fresh chat")
 
 

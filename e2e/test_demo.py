@@ -13,6 +13,7 @@ import pytest
 from e2e.conftest import RESULTS
 from e2e.drivers import Session
 from e2e.matrix import observe
+from e2e.widget import FORM, TRANSCRIPT, ChatWidget
 from tests.processes import free_port, wait_until_healthy
 
 
@@ -34,19 +35,22 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.mark.scenario("cookiebridge demo: chat started on domain-a continues on domain-b")
 def test_demo_chat_continues_on_domain_b(request, browser: Session, demo: str) -> None:
+    question = "Where is my order #1234?"
+    chat = ChatWidget(browser)
     browser.goto(f"https://127.0.0.2:{demo}/")
-    browser.wait_for("window.__widgetDouble && window.__widgetDouble.state === 'open'")
-    browser.click("#chat-start")
-    browser.wait_for("window.__widgetDouble.state === 'started'")
-    browser.evaluate("document.getElementById('chat-input').value = args[0]; return true;", "Where is my order #1234?")
-    browser.click("#chat-send")
-    browser.wait_for("document.querySelectorAll('#chat-messages li.agent').length >= 2")
-    browser.click("#to-other-site")
-    browser.wait_for(f"location.host === '127.0.0.3:{demo}' && window.__widgetDouble && "
-                     "window.__widgetDouble.state === 'restored'")
-    texts = browser.wait_for("document.querySelectorAll('#chat-messages li').length >= 3 && "
-                             "Array.from(document.querySelectorAll('#chat-messages li'), li => li.textContent)")
-    assert any("Where is my order #1234?" in text for text in texts)
+    assert chat.arrive() == FORM
+    session_id = chat.start(first_name="Ann", last_name="Newcomer")
+    chat.send(question)
+    chat.wait_for_text(f"you said \u201c{question}\u201d")  # the simulated agent answers
     RESULTS.mkdir(parents=True, exist_ok=True)
+    browser.screenshot(RESULTS / f"demo-domain-a-{browser.engine}-{browser.policy}.png")
+    browser.click("#to-other-site")
+    browser.wait_for(f"location.host === '127.0.0.3:{demo}' && document.readyState === 'complete'")
+    assert chat.arrive() == TRANSCRIPT, f"domain-b shows the pre-chat form (views: {chat.views()})"
+    assert FORM not in chat.views() and chat.error() is None
+    chat.wait_for_text(question)
+    assert chat.session_id() == session_id
+    assert browser.evaluate("return cookieProvider.restoredFrom;") == "handoff"
+    assert browser.evaluate("return window.__cbErrors;") == []
     browser.screenshot(RESULTS / f"demo-domain-b-{browser.engine}-{browser.policy}.png")
     observe(request.node, "continued; screenshot in e2e/results")

@@ -21,18 +21,23 @@
   // Scoped to this page's path so that no other request to the bridge carries the session cookies.
   const attributes = '; Path=' + location.pathname + (isSecureContext ? '; Secure; SameSite=None' : '; SameSite=Lax');
 
+  const named = name => document.cookie.split('; ').filter(c => c.slice(0, c.indexOf('=')) === name);
+
+  // A sibling host under the bridge's registrable domain can toss in a cookie of the same name (Domain=parent;
+  // Path=/iframe.html), which document.cookie lists beside ours, and ours is host-only. So expire every domain-wide
+  // copy, on each suffix of this host, and answer neither copy if two still remain.
   const read = name => {
-    for (const c of document.cookie ? document.cookie.split('; ') : []) {
-      const eq = c.indexOf('=');
-      if (c.slice(0, eq) === name) {
-        try {
-          return decodeURIComponent(c.slice(eq + 1));
-        } catch {
-          return null;
-        }
-      }
+    const labels = location.hostname.split('.');
+    for (let i = 0; named(name).length > 1 && i < labels.length - 1; i++) {
+      document.cookie = name + '=; Max-Age=0' + attributes + '; Domain=' + labels.slice(i).join('.');
     }
-    return null;
+    const [found, ...more] = named(name);
+    if (more.length) throw 'duplicate-cookie';
+    try {
+      return found ? decodeURIComponent(found.slice(name.length + 1)) : null;
+    } catch {
+      return null;
+    }
   };
 
   const write = (name, value, age) => {

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -53,7 +53,7 @@ def body_for(endpoint: str) -> dict[str, object]:
     """A request that a trusted origin would get a 200 for."""
     return {
         "handoff": {"name": NAME, "value": VALUE, "destination": B},
-        "handoff/redeem": {"code": "x"},
+        "handoff/redeem": {"referrer": A + "/", "code": "x"},
         "identity/save": {"token": token(), "name": NAME, "value": "attacker-value"},
         "identity/load": {"token": token(), "name": NAME},
         "identity/delete": {"token": token(), "name": NAME},
@@ -107,7 +107,7 @@ def test_deeply_nested_json_is_refused_not_crashed_on(api: TestClient, body: str
     decoder. Seen before the fix: 500 and a traceback in the log. Now: 400 bad-json, and the bridge keeps serving."""
     status, got, _ = post(api, "handoff", A, body)
     assert (status, got["error"]) == (400, "bad-json")
-    assert post(api, "handoff/redeem", B, {"code": issue(api)})[1]["value"] == VALUE
+    assert post(api, "handoff/redeem", B, {"referrer": A + "/", "code": issue(api)})[1]["value"] == VALUE
 
 
 def test_deeply_nested_identity_token_header_is_malformed(api: TestClient) -> None:
@@ -197,7 +197,7 @@ def test_prototype_polluting_keys_are_plain_data(api: TestClient, body: dict) ->
     code, no code issued; a normal handoff right after still works."""
     status, got, _ = post(api, "handoff", A, json.dumps(body))
     assert status == 403 and got["error"] in ("name-not-allowed", "bad-destination") and "code" not in got
-    assert post(api, "handoff/redeem", B, {"code": issue(api)})[1]["value"] == VALUE
+    assert post(api, "handoff/redeem", B, {"referrer": A + "/", "code": issue(api)})[1]["value"] == VALUE
 
 
 def test_identity_claims_cannot_be_inherited_through_proto(api: TestClient) -> None:
@@ -256,7 +256,7 @@ def test_code_signed_with_another_key_is_forged(api: TestClient) -> None:
     """Attacker: runs their own cookiebridge (or itsdangerous) and signs a well-formed code for domain-b with a key
     of their own. Seen: 403 forged; the victim's store is not consulted."""
     code = URLSafeTimedSerializer("attacker-key-0123456789abcdef", salt=SALT).dumps(["guessed-id", B])
-    status, body, _ = post(api, "handoff/redeem", B, {"code": code})
+    status, body, _ = post(api, "handoff/redeem", B, {"referrer": A + "/", "code": code})
     assert (status, body["error"]) == (403, "forged")
 
 
@@ -264,13 +264,15 @@ def test_code_with_a_rewritten_destination_is_forged(api: TestClient) -> None:
     """Attacker: takes a real code issued for domain-b and rewrites its readable payload to name domain-c, where
     the attacker controls a page. Seen: 403 forged at domain-c, and the code still works once at domain-b."""
     code = issue(api)
-    payload, rest = code.split(".", 1)
-    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    encoding = URLSafeSerializer("any key")  # the payload part is only encoded (maybe zlib-compressed), not secret
+    compressed = code.startswith(".")
+    payload, rest = code.lstrip(".").split(".", 1)
+    decoded = encoding.load_payload(("." if compressed else "").encode() + payload.encode())
     decoded[1] = C
-    rewritten = base64.urlsafe_b64encode(json.dumps(decoded, separators=(",", ":")).encode()).rstrip(b"=").decode()
-    status, body, _ = post(api, "handoff/redeem", C, {"code": f"{rewritten}.{rest}"})
+    rewritten = encoding.dump_payload(decoded).decode()
+    status, body, _ = post(api, "handoff/redeem", C, {"referrer": A + "/", "code": f"{rewritten}.{rest}"})
     assert (status, body["error"]) == (403, "forged")
-    assert post(api, "handoff/redeem", B, {"code": code})[1]["value"] == VALUE
+    assert post(api, "handoff/redeem", B, {"referrer": A + "/", "code": code})[1]["value"] == VALUE
 
 
 def test_brute_force_is_throttled_per_address_and_never_hits(tmp_path: Path) -> None:
@@ -280,11 +282,11 @@ def test_brute_force_is_throttled_per_address_and_never_hits(tmp_path: Path) -> 
     app = create_app(bridge_settings(tmp_path, rate_limit="20"))
     with TestClient(app, client=("203.0.113.66", 40000)) as attacker, TestClient(app, client=("198.51.100.7", 40001)) as customer:
         code = issue(customer)
-        guesses = [post(attacker, "handoff/redeem", B, {"code": code[:-8] + f"{n:08d}"}) for n in range(30)]
+        guesses = [post(attacker, "handoff/redeem", B, {"referrer": A + "/", "code": code[:-8] + f"{n:08d}"}) for n in range(30)]
         assert [status for status, _, _ in guesses] == [403] * 20 + [429] * 10
         assert all("value" not in body for _, body, _ in guesses)
         assert guesses[-1][1]["error"] == "rate-limited"
-        assert post(customer, "handoff/redeem", B, {"code": code})[1]["value"] == VALUE
+        assert post(customer, "handoff/redeem", B, {"referrer": A + "/", "code": code})[1]["value"] == VALUE
 
 
 @pytest.mark.parametrize("address", ["x" * 300, "kunde-ü", "::ffff:192.0.2.1%eth0\x00"], ids=["300 chars", "non-ascii", "nul"])
@@ -294,7 +296,7 @@ def test_forged_client_address_cannot_crash_the_rate_limit(app: Starlette, addre
     call (the rate-limit key broke the store's key rules). Now: normal answers, still counted per address."""
     with TestClient(app, client=(address, 1)) as client:
         code = issue(client)
-        assert post(client, "handoff/redeem", B, {"code": code})[1]["value"] == VALUE
+        assert post(client, "handoff/redeem", B, {"referrer": A + "/", "code": code})[1]["value"] == VALUE
 
 
 def test_minted_link_is_bounded_to_one_use_one_destination_and_its_lifetime(tmp_path: Path) -> None:
@@ -303,12 +305,12 @@ def test_minted_link_is_bounded_to_one_use_one_destination_and_its_lifetime(tmp_
     destination only, once, and not after handoff_ttl; what it carries is only the attacker's own value."""
     with TestClient(create_app(bridge_settings(tmp_path, handoff_ttl="5"))) as client:
         minted = issue(client, origin=A, destination=B, value="attackers-own-session")
-        assert post(client, "handoff/redeem", C, {"code": minted})[1]["error"] == "wrong-destination"
-        assert post(client, "handoff/redeem", B, {"code": minted})[1]["value"] == "attackers-own-session"
-        assert post(client, "handoff/redeem", B, {"code": minted})[1]["error"] == "used"
+        assert post(client, "handoff/redeem", C, {"referrer": A + "/", "code": minted})[1]["error"] == "wrong-destination"
+        assert post(client, "handoff/redeem", B, {"referrer": A + "/", "code": minted})[1]["value"] == "attackers-own-session"
+        assert post(client, "handoff/redeem", B, {"referrer": A + "/", "code": minted})[1]["error"] == "used"
         late = issue(client, origin=A, destination=B, value="attackers-own-session")
         time.sleep(6.1)
-        assert post(client, "handoff/redeem", B, {"code": late})[1]["error"] == "expired"
+        assert post(client, "handoff/redeem", B, {"referrer": A + "/", "code": late})[1]["error"] == "expired"
 
 
 # --- other HTTP surface ---------------------------------------------------------------------------------------
@@ -434,11 +436,11 @@ def test_rotated_secret_key_keeps_codes_in_flight_valid(tmp_path: Path) -> None:
     assert rotated.previous_secret_keys == (old,) and rotated.effective()["previous_secret_keys"] == ["********"]
     assert any("1 old key(s) still accepted" in note for note in rotated.warnings())
     with TestClient(create_app(rotated)) as after:
-        assert post(after, "handoff/redeem", B, {"code": in_flight})[1]["value"] == VALUE
+        assert post(after, "handoff/redeem", B, {"referrer": A + "/", "code": in_flight})[1]["value"] == VALUE
         fresh = issue(after)
     assert URLSafeTimedSerializer(new, salt=SALT).loads(fresh)  # new codes are signed with the new key
     with TestClient(create_app(load_settings(environ={}, flags={**flags, "secret_key": new}))) as retired:
-        assert post(retired, "handoff/redeem", B, {"code": abandoned})[1]["error"] == "forged"
+        assert post(retired, "handoff/redeem", B, {"referrer": A + "/", "code": abandoned})[1]["error"] == "forged"
 
 
 def test_rotated_identity_secret_accepts_old_tokens_until_removed(tmp_path: Path) -> None:
@@ -581,9 +583,9 @@ def test_a_handoff_code_has_one_spelling(api: TestClient, how: str) -> None:
     payload, _, signature = code.rpartition(".")
     variant = (f"{payload}.{signature[:5]}!*{signature[5:]}" if how == "extra bytes"
                else f"{payload}." + next(s for s in _same_bytes_spellings(signature) if s != signature))
-    assert post(api, "handoff/redeem", B, {"code": variant})[1]["error"] == "forged"
-    assert post(api, "handoff/redeem", B, {"code": code})[1]["value"] == VALUE
-    assert post(api, "handoff/redeem", B, {"code": variant})[1]["error"] == "forged"
+    assert post(api, "handoff/redeem", B, {"referrer": A + "/", "code": variant})[1]["error"] == "forged"
+    assert post(api, "handoff/redeem", B, {"referrer": A + "/", "code": code})[1]["value"] == VALUE
+    assert post(api, "handoff/redeem", B, {"referrer": A + "/", "code": variant})[1]["error"] == "forged"
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/iframe.html/"), ("GET", "/healthz/"), ("POST", "/api/v1/handoff/"),

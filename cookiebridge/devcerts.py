@@ -1,4 +1,5 @@
-"""Throw-away TLS material for the demo and the end-to-end tests: one CA and one certificate for loopback sites."""
+"""Throw-away TLS material for the demo and the end-to-end tests: one CA and one certificate for loopback sites,
+by address and by the test hostnames the browsers resolve to loopback."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from pathlib import Path
 import trustme
 
 # 127.0.0.1 is the bridge (iframe) origin, 127.0.0.2 .. the customer sites; a few spares for hostile origins.
-SERVER_IDENTITIES: tuple[str, ...] = tuple(f"127.0.0.{n}" for n in range(1, 7)) + ("localhost",)
+# The names are the same roles on hostnames (e2e/drivers.py HOSTNAMES maps them to those addresses): sites on
+# names get domain cookies, where sites on addresses get host-only ones.
+TEST_HOSTNAMES: tuple[str, ...] = ("bridge.test", "www.domain-a.test", "www.domain-b.test")
+SERVER_IDENTITIES: tuple[str, ...] = (
+    tuple(f"127.0.0.{n}" for n in range(1, 7)) + ("localhost",) + TEST_HOSTNAMES
+)
 
 
 @dataclass(frozen=True)

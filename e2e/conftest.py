@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cookiebridge.demo_chat import ChatServer
 from cookiebridge.demo_sites import create_demo_app
@@ -258,6 +259,69 @@ def new_browser(combo: tuple[str, str], tmp_path: Path) -> Iterator[object]:
     yield open_another
     for session in opened:
         session.close()
+
+
+# --- the same roles on hostnames: sites on names get domain cookies, sites on addresses host-only ones -------------
+
+NAMED_BARE_PAGE = "/bare.html"  # on each named site: the bridge's provider script and nothing else (no widget)
+
+
+@dataclass(frozen=True)
+class NamedTopology:
+    """bridge https://bridge.test:P1, site_a https://www.domain-a.test:P2, site_b https://www.domain-b.test:P2 (the
+    demo app, one chat server for both; NAMED_BARE_PAGE on each). The names resolve to 127.0.0.1/.2/.3 through
+    /etc/hosts (drivers.HOSTNAMES)."""
+    bridge: str
+    site_a: str
+    site_b: str
+    logs: Path
+
+
+def _with_bare_page(app: ASGIApp, bridge_url: str) -> ASGIApp:
+    page = (f'<!doctype html><meta charset="utf-8"><title>bare page</title>\n'
+            f'<script src="{bridge_url}/cookie-provider.min.js"></script>\n').encode()
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != NAMED_BARE_PAGE:
+            await app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")]})
+        await send({"type": "http.response.body", "body": page})
+    return serve
+
+
+def _named_url(role_address: str, port: int) -> str:
+    name = next(name for name, address in drivers.HOSTNAMES.items() if address == role_address)
+    return f"https://{name}:{port}"
+
+
+@pytest.fixture(scope="session")
+def named_topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NamedTopology]:
+    try:
+        drivers.check_hostnames()
+    except drivers.HostnamesUnavailable as missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{missing} (CI runs the hostname tests)")
+        pytest.skip(str(missing))
+    work = tmp_path_factory.mktemp("named-topology")
+    site_port = free_port("127.0.0.2")
+    site_a, site_b = _named_url("127.0.0.2", site_port), _named_url("127.0.0.3", site_port)
+    env = {"COOKIEBRIDGE_SECRET_KEY": SECRET, "COOKIEBRIDGE_IDENTITY_SECRET": IDENTITY_SECRET}
+    # Bound to the bridge's address; the browsers reach it by name.
+    with BridgeProcess(bridge_args(certs, [site_a, site_b], f"sqlite:///{work / 'named-bridge.db'}"),
+                       work / "named-bridge.log", env=env, tls=True) as bridge:
+        bridge_url = _named_url(bridge.host, bridge.port)
+        demo = _with_bare_page(create_demo_app(bridge_url=bridge_url, sites=[site_a, site_b],
+                                               identity_secret=IDENTITY_SECRET), bridge_url)
+        servers = ServerThread([
+            https_server(demo, "127.0.0.2", site_port, certs),
+            https_server(demo, "127.0.0.3", site_port, certs),
+        ]).start()
+        try:
+            yield NamedTopology(bridge=bridge_url, site_a=site_a, site_b=site_b, logs=work)
+        finally:
+            servers.stop()
 
 
 # --- the link-handoff lab (issue 12): its own bridge, two trusted lab sites, a foreign site and a redirect target ---

@@ -20,6 +20,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +32,16 @@ from typing import Any, Protocol, Self
 
 ENGINES: tuple[str, ...] = ("chromium", "firefox", "webkit")
 POLICIES: tuple[str, ...] = ("third-party-allowed", "default")  # default = the engine as shipped
+
+# The test hostnames and the loopback address each one resolves to (the roles of 127.0.0.1/.2/.3). All three
+# engines resolve them through the system's /etc/hosts, which scripts/test-all.sh fills (`hosts_lines`); every
+# engine is also told to connect directly, so no inherited proxy setting can resolve (or fail) them instead.
+HOSTNAMES: dict[str, str] = {
+    "bridge.test": "127.0.0.1",
+    "www.domain-a.test": "127.0.0.2",
+    "www.domain-b.test": "127.0.0.3",
+}
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")  # and their upper-case forms
 
 PAGE_LOAD_TIMEOUT = 30.0  # seconds, for goto/click navigations
 SCRIPT_TIMEOUT = 30.0  # seconds, for one evaluate call
@@ -57,6 +68,7 @@ CHROMIUM_ARGS: tuple[str, ...] = (
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--no-proxy-server",  # direct connections: the browser itself resolves every name (see HOSTNAMES)
     # Chromium honours only the last --disable-features, so this list replaces Playwright's, which also
     # disables ThirdPartyStoragePartitioning (playwright#32701). Real Chrome partitions third-party storage;
     # the rest is Playwright 1.64's list.
@@ -80,7 +92,10 @@ CHROMIUM_ARGS: tuple[str, ...] = (
 # cookie_controls_mode 0 is what regular Chrome users have: third-party cookies allowed.
 CHROMIUM_ALLOW_THIRD_PARTY_PREFS: dict[str, Any] = {"profile": {"cookie_controls_mode": 0}}
 FIREFOX_ALLOW_THIRD_PARTY_PREFS: dict[str, Any] = {"network.cookie.cookieBehavior": 0}
-PLAYWRIGHT_FIREFOX_BREAKS_AT = (1, 65)  # new_page() fails over BiDi from 1.65 (see browsers.md)
+# Every Firefox: direct connections (the default, 5, follows the environment's proxy variables) and the native
+# resolver, which reads /etc/hosts (DNS over HTTPS, should a rollout turn it on, would not: 5 = off by choice).
+FIREFOX_NETWORK_PREFS: dict[str, Any] = {"network.proxy.type": 0, "network.trr.mode": 5}
+PLAYWRIGHT_FIREFOX_BREAKS_AT = (1, 65)  # new_page() fails over BiDi from 1.65 (see docs/browsers.md)
 
 _POLICIES_BY_ENGINE: dict[str, tuple[str, ...]] = {
     "chromium": POLICIES,
@@ -91,6 +106,10 @@ _POLICIES_BY_ENGINE: dict[str, tuple[str, ...]] = {
 
 class BrowserUnavailable(RuntimeError):
     """The browser (or its driver) is not installed; the message names what to install."""
+
+
+class HostnamesUnavailable(BrowserUnavailable):
+    """A test hostname does not resolve to its loopback address; the message names the /etc/hosts lines."""
 
 
 class JavaScriptError(RuntimeError):
@@ -185,6 +204,31 @@ def engine_version(engine: str) -> str:
         raw = _run([binary.path, "--version"])
     match = re.search(r"\d+(?:\.\d+)+", raw)
     return match.group(0) if match else raw.strip()
+
+
+def hosts_lines() -> str:
+    """The /etc/hosts lines that map every name of HOSTNAMES to its loopback address."""
+    return "\n".join(f"{address} {name}" for name, address in HOSTNAMES.items())
+
+
+def check_hostnames() -> None:
+    """Raise HostnamesUnavailable unless every name of HOSTNAMES resolves to its address, and to it alone.
+
+    The browsers resolve through the same system resolver (/etc/hosts) as this check.
+    """
+    wrong = []
+    for name, address in HOSTNAMES.items():
+        try:
+            found = sorted({info[4][0] for info in socket.getaddrinfo(name, 443, proto=socket.IPPROTO_TCP)})
+        except socket.gaierror:
+            found = []
+        if found != [address]:
+            wrong.append(f"{name} resolves to {', '.join(found) or 'nothing'}, not {address}")
+    if wrong:
+        lines = hosts_lines().replace("\n", "; ")
+        raise HostnamesUnavailable(
+            f"{'; '.join(wrong)}: run scripts/test-all.sh, or add these lines to /etc/hosts: {lines}"
+        )
 
 
 def shutdown() -> None:
@@ -404,7 +448,8 @@ def _firefox_browser(policy: str) -> Any:
     key = ("firefox", policy)
     if _cached_browser(key) is None:
         _check_playwright_for_firefox()
-        prefs = FIREFOX_ALLOW_THIRD_PARTY_PREFS if policy == "third-party-allowed" else {}
+        prefs = {**FIREFOX_NETWORK_PREFS,
+                 **(FIREFOX_ALLOW_THIRD_PARTY_PREFS if policy == "third-party-allowed" else {})}
         # Prefs are per process, so each policy gets its own browser; contexts inside it are isolated.
         _browsers[key] = _playwright_instance().firefox.launch(
             executable_path=FIREFOX.path,
@@ -557,6 +602,11 @@ def _display() -> str:
     return _xvfb.display
 
 
+def _direct_environment() -> dict[str, str]:
+    """os.environ without proxy variables: WebKitGTK then connects directly and resolves names itself."""
+    return {key: value for key, value in os.environ.items() if key.lower() not in PROXY_VARIABLES}
+
+
 _webkit_logs = itertools.count(1)
 
 
@@ -577,7 +627,7 @@ def _open_webkit(workdir: Path) -> WebKitSession:
     service = Service(
         executable_path=WEBKIT_DRIVER.path,
         log_output=str(workdir / f"webkitwebdriver-{os.getpid()}-{next(_webkit_logs)}.log"),
-        env={**os.environ, "DISPLAY": _display()},
+        env={**_direct_environment(), "DISPLAY": _display()},
     )
     with warnings.catch_warnings():
         # Selenium's own WebKitGTK constructor trips its RemoteConnection deprecation; nothing to fix here.

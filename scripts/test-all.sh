@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a Debian machine (browsers included) and run the whole suite:
 # unit tests, then the real-browser matrix on Chromium, Firefox ESR and WebKitGTK.
-# Needs root (or sudo) for apt-get; everything Python goes into ./.venv.
+# Needs root (or sudo) for apt-get and for mapping the test hostnames to loopback in /etc/hosts; everything Python
+# goes into ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
 packages=(chromium firefox-esr webkit2gtk-driver xvfb xauth redis-server nginx)
 missing=()
@@ -11,7 +13,6 @@ for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if ((${#missing[@]})); then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "test-all: installing Debian packages: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -20,12 +21,26 @@ fi
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv 2>/dev/null || {
-    DEBIAN_FRONTEND=noninteractive ${sudo:-} apt-get install -y -qq python3-venv >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
     "$python" -m venv .venv
   }
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
+
+# The browser tests also run on hostnames (bridge.test, www.domain-a.test, ...: HOSTNAMES in e2e/drivers.py), which
+# all three engines resolve through /etc/hosts. Our lines live between two markers and are rewritten only when
+# they differ; the file is written in place, since /etc/hosts is often a bind mount that cannot be replaced.
+begin="# cookiebridge e2e hostnames: begin" end="# cookiebridge e2e hostnames: end"
+wanted=$(.venv/bin/python -c 'from e2e.drivers import hosts_lines; print(hosts_lines())')
+current=$(sed -n "/^$begin\$/,/^$end\$/p" /etc/hosts)
+if [ "$current" != "$(printf '%s\n%s\n%s' "$begin" "$wanted" "$end")" ]; then
+  echo "test-all: mapping the test hostnames to loopback in /etc/hosts"
+  hosts=$(sed "/^$begin\$/,/^$end\$/d" /etc/hosts)
+  printf '%s\n%s\n%s\n%s\n' "$hosts" "$begin" "$wanted" "$end" | $sudo tee /etc/hosts >/dev/null
+fi
+# Fails loudly (and stops the run) when a name still does not resolve to its address.
+.venv/bin/python -c 'from e2e.drivers import check_hostnames; check_hostnames()'
 
 # Firefox (driven over WebDriver BiDi) wants a HOME its user owns.
 export HOME="${HOME:-/root}"

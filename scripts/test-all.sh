@@ -28,6 +28,14 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
 
+# Node runs the browser scripts' unit tests (tests/js) and checks that static/mangled/ is what tools/terser makes
+# of the readable sources. Installing or running cookiebridge never needs it.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "test-all: installing Node.js"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+fi
+npm ci --prefix tools/terser --no-audit --no-fund --loglevel=error >/dev/null
+
 # The browser tests also run on hostnames (bridge.test, www.domain-a.test, ...: HOSTNAMES in e2e/drivers.py), which
 # all three engines resolve through /etc/hosts. Our lines live between two markers and are rewritten only when
 # they differ; the file is written in place, since /etc/hosts is often a bind mount that cannot be replaced.

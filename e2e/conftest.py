@@ -36,8 +36,7 @@ SECRET = secrets.token_urlsafe(32)
 IDENTITY_SECRET = secrets.token_urlsafe(32)
 COOKIE = "customer-defined-session-cookie"
 RESULTS = Path(__file__).parent / "results"
-# The widget double publishes WebChat.opened once it has either restored a session or offered a new chat; its state
-# is "open" for a moment before a restore completes, so the state alone is no sign that the widget has settled.
+# The widget double publishes WebChat.opened once it has either restored a session or offered a new chat.
 WIDGET_SETTLED = "window.__widgetDouble && window.__widgetDouble.events.indexOf('WebChat.opened') >= 0"
 
 
@@ -229,7 +228,7 @@ def _warm_up(combo: tuple[str, str], topology: Topology, workdir: Path) -> None:
     _warmed.add(combo)
     with drivers.open_session(*combo, workdir=workdir) as session:
         session.goto(topology.site_a + "/")
-        session.wait_for("window.__widgetDouble && window.__widgetDouble.state !== 'idle'")
+        session.wait_for(WIDGET_SETTLED, timeout=20)
 
 
 @pytest.fixture

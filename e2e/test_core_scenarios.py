@@ -23,6 +23,7 @@ WIDGETS = {"double": "widget double", "real": "real Genesys Widgets"}
 FORGOTTEN = f"""(async () => !document.cookie.split('; ').some(c => c.startsWith({COOKIE!r} + '='))
     && (await cookieProvider.request({{op: 'get', name: cookieProvider.name}})).value == null)()"""
 FORGET_TIMEOUT = 15.0
+FORM_FLASH = 0.3  # seconds: longer than the real widget's flash of its form before a restore, shorter than a read
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,9 @@ def chatting_on_a(browser: Session, sites: Sites, page: str = "/") -> tuple[Chat
 
 def assert_kept(chat: ChatWidget, session_id: str, text: str) -> None:
     assert chat.arrive() == TRANSCRIPT, f"B shows the pre-chat form (views: {chat.views()}, error: {chat.error()})"
-    assert FORM not in chat.views(), f"B showed the pre-chat form before the chat: {chat.views()}"
+    # The real widget flashes its form for a few tens of ms before a restored transcript (9.0.018, every engine);
+    # a customer would see a form that stays (the widget read no session): that is the failure.
+    assert chat.shown_for(FORM) < FORM_FLASH, f"B showed the pre-chat form for {chat.shown_for(FORM):.2f}s first"
     chat.wait_for_text(text)
     assert chat.session_id() == session_id
     assert chat.error() is None

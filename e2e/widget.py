@@ -47,13 +47,15 @@ _ERROR = """(() => {
     .filter(e => shown(e) && e.textContent.trim());
   return found.length ? found.map(e => e.textContent.trim().replace(/\\s+/g, ' ')).join(' | ') : null;
 })()"""
-# Records every view the panel shows from now on, so a test can tell whether the form ever flashed up.
+# Records every view the panel shows from now on, with the time it came up, so a test can tell whether (and how
+# long) the form was shown. The real 9.0.018 flashes its pre-chat form for a few tens of ms before a restored
+# transcript; a 50 ms sampling may or may not catch that.
 _WATCH = f"""
 if (!window.__cbWidgetViews) {{
   window.__cbWidgetViews = [];
   setInterval(() => {{
     const view = {_VIEW}, seen = window.__cbWidgetViews;
-    if (view && seen[seen.length - 1] !== view) seen.push(view);
+    if (view && (!seen.length || seen[seen.length - 1][0] !== view)) seen.push([view, performance.now()]);
   }}, 50);
 }}
 return true;"""
@@ -130,7 +132,15 @@ class ChatWidget:
 
     def views(self) -> list[str]:
         """Every view shown since `arrive()`, in order, e.g. ['form', 'transcript'] for a form that flashed up."""
-        return self.browser.evaluate("return window.__cbWidgetViews || [];")
+        return [view for view, _ in self._timeline()]
+
+    def shown_for(self, view: str) -> float:
+        """How long (seconds, ±0.05) `view` has been shown since `arrive()`, all its spells together."""
+        timeline = self._timeline() + [("", self.browser.evaluate("return performance.now();"))]
+        return sum(end - begin for (name, begin), (_, end) in zip(timeline, timeline[1:]) if name == view) / 1000
+
+    def _timeline(self) -> list[tuple[str, float]]:
+        return [(view, at) for view, at in self.browser.evaluate("return window.__cbWidgetViews || [];")]
 
     def error(self) -> str | None:
         """The error the widget shows (e.g. the real one's "cannot find your previous chat session"), or None."""

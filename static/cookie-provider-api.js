@@ -1,12 +1,35 @@
 /*! cookiebridge cookie-provider-api | MIT */
 // The mechanisms of cookie-provider.min.js that use the bridge's JSON API: link handoff and signed identity.
 // The provider loads this script (pinned by SRI) only on pages that can use them (a page with a chat session, or
-// an identity) and calls CookieProvider.api(context) once per provider. The context is
-// { p: the provider, o: its options, name: the session cookie's name, url: the iframe URL, timeout: ms,
-//   info(): the iframe's hello, fail(operation, error, result), read(name), failed(error),
-//   arrival: the fetch() of this page's handoff code redemption, if it arrived with one }.
-// Functions that take `until` (the time their provider call must settle by) resolve with a reply
-// { ok: true, value } or { ok: false, error }, or with nothing.
+// an identity) and calls CookieProvider.api(context) once per provider, with the ProviderContext below.
+// Functions that take `until` (the time their provider call must settle by) resolve with a Reply, or with nothing.
+
+/**
+ * An answer from the iframe or the bridge's JSON API.
+ * @typedef {{ ok: true, value: * } | { ok: false, error: string }} Reply
+ */
+
+/**
+ * What cookie-provider.js hands this script for each of its providers. The provider and its options have one-letter
+ * keys because cookie-provider.js is at its size budget.
+ * @typedef {object} ProviderContext
+ * @property {CookieProvider} p the provider; its navigate(), saveCookie() and removeCookie() are called here
+ * @property {object} o the provider's options, as given to `new CookieProvider`; read here: handoff, handoffPaths,
+ *   origins, identity
+ * @property {string} name the session cookie's name
+ * @property {URL} url the iframe URL; the bridge's JSON API is resolved against it (api/v1/...)
+ * @property {number} timeout how long a provider call may take, in ms
+ * @property {() => { version?: number, maxAge?: number, origins?: string[], api?: boolean }} info the iframe's
+ *   hello: {} until the iframe has answered
+ * @property {(operation: string, error: string, result?: *) => *} fail warns, calls options.onError, and returns
+ *   result
+ * @property {(name: string) => ?string} read this site's (first-party) cookie, raw, or null
+ * @property {(error: string) => Reply} failed a failed reply, { ok: false, error }
+ * @property {Promise<Response> | undefined} arrival the fetch() that redeems this page's handoff code, if the page
+ *   arrived with one
+ * @property {Object<string, { expires: number, reply: Promise<Reply>, code?: string }>} [codes] set by this script:
+ *   destination origin -> the handoff code fetched for it
+ */
 (() => {
   const HANDOFF = 'cb-handoff='; // the fragment parameter that carries a handoff code
   const contexts = []; // one per provider that loaded this script
@@ -148,6 +171,7 @@
     }, 1e3);
   };
 
+  /** @param {ProviderContext} context */
   CookieProvider.api = context => {
     const { name } = context;
     context.codes = {}; // destination origin -> { expires, reply, code }

@@ -111,7 +111,9 @@
         } catch { /* a broken callback must not break the page */ }
         return result;
       };
-      // The API mechanisms for this provider, or undefined when their script did not arrive by `until`.
+      // The API mechanisms for this provider, or undefined when their script did not arrive by `until`. The object
+      // handed to CookieProvider.api is the ProviderContext that cookie-provider-api.js describes (p = this provider,
+      // o = its options).
       const load = (until = Date.now() + timeout) => Promise.race([
         mechanisms = mechanisms || Promise.resolve(url && (apiScript = apiScript || new Promise(resolve => {
           document.head.appendChild(Object.assign(document.createElement('script'), {

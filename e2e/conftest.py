@@ -331,7 +331,7 @@ from e2e.lab import Foreign, LabTopology, site_app  # noqa: E402  (this section'
 @pytest.fixture(scope="session")
 def lab_topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabTopology]:
     work = tmp_path_factory.mktemp("lab")
-    port, catcher_port = free_port(), free_port()
+    port, catcher_port = free_port("127.0.0.2"), free_port("127.0.0.4")
     site_a, site_b = f"https://127.0.0.2:{port}", f"https://127.0.0.3:{port}"
     foreign, catcher = f"https://127.0.0.4:{port}", f"https://127.0.0.4:{catcher_port}"
     env = {"COOKIEBRIDGE_SECRET_KEY": SECRET}

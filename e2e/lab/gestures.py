@@ -4,8 +4,9 @@ under it, to Playwright's page (Chromium, Firefox) or Selenium's driver (WebKitG
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from e2e import drivers
@@ -15,10 +16,37 @@ class Unsupported(RuntimeError):
     """The engine or its driver cannot make this gesture; the message says what is missing."""
 
 
+# Installed before a probe tap on a harmless element: whether the page sees a touch at all.
+ARM_TOUCH = ("window.__labTouch = [];"
+             "for (const t of ['touchstart', 'pointerdown']) addEventListener(t, e => __labTouch.push(t + ':' + "
+             "(e.pointerType || 'touch')), { capture: true, once: true });")
+TOUCHED = "window.__labTouch"
+PROBE = "h1"  # every lab page has one, and tapping it does nothing
+
+
+def check_touch(seen: list[str] | None, engine: str) -> None:
+    if not seen or "touchstart:touch" not in seen:
+        raise Unsupported(f"{engine}'s driver delivers no touch (a probe tap gave {seen or 'no events'})")
+
+
 class Tab(Protocol):
     def wait_for(self, expression: str, timeout: float = 10.0) -> Any: ...
 
     def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def touch_capable(session: drivers.Session) -> Iterator[drivers.Session]:
+    """`session`, or where touch input needs a touch-enabled context (Playwright's Firefox), a fresh session of the
+    same engine and policy with one."""
+    if session.engine != "firefox" or not isinstance(session, drivers.PlaywrightSession):
+        yield session
+        return
+    browser = session._context.browser
+    touch = drivers.PlaywrightSession(session.engine, session.policy, session.version,
+                                      browser.new_context(ignore_https_errors=True, has_touch=True), cleanup=None)
+    with touch:
+        yield touch
 
 
 def gestures(session: drivers.Session) -> "PlaywrightGestures | SeleniumGestures":
@@ -71,6 +99,12 @@ class PlaywrightGestures:
 
     def tap(self, selector: str) -> None:
         """A finger's tap: touchstart, touchend, and the click the browser makes of them."""
+        self.page.evaluate(f"() => {{ {ARM_TOUCH} }}")
+        self._tap(PROBE)
+        check_touch(self.page.evaluate(f"() => {TOUCHED}"), self.session.engine)
+        self._tap(selector)
+
+    def _tap(self, selector: str) -> None:
         x, y = self._centre(selector)
         if self.session.engine == "chromium":
             # What Playwright's touchscreen does in a hasTouch context, on this context as it is.
@@ -165,6 +199,12 @@ class SeleniumGestures:
         self._element(selector).send_keys(Keys.ENTER)
 
     def tap(self, selector: str) -> None:
+        self.driver.execute_script(ARM_TOUCH)
+        self._tap(PROBE)
+        check_touch(self.driver.execute_script(f"return {TOUCHED};"), self.session.engine)
+        self._tap(selector)
+
+    def _tap(self, selector: str) -> None:
         from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.common.actions import interaction
         from selenium.webdriver.common.actions.action_builder import ActionBuilder
@@ -177,13 +217,23 @@ class SeleniumGestures:
         except WebDriverException as error:
             raise Unsupported(f"WebKitGTK WebDriver: {error.msg}") from error
 
-    def new_tab(self, action: Callable[[], None], timeout: float = 10.0) -> Tab:
-        back, before = self.driver.current_window_handle, set(self.driver.window_handles)
+    def new_tab(self, action: Callable[[], None], timeout: float = 10.0) -> Tab | None:
+        """As PlaywrightGestures.new_tab, except that None means the link was followed in this tab: WebKitGTK's
+        MiniBrowser under WebDriver opens no tab for a middle-, Ctrl- or Shift-click."""
+        back, before, here = self.driver.current_window_handle, set(self.driver.window_handles), self._origin()
         action()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             opened = set(self.driver.window_handles) - before
             if opened:
                 return _WindowTab(self, opened.pop(), back)
+            if self._origin() not in (here, None):
+                return None
             time.sleep(drivers.POLL_INTERVAL)
-        raise TimeoutError(f"no tab opened within {timeout:g}s")
+        raise TimeoutError(f"no tab opened, and this one stayed, within {timeout:g}s")
+
+    def _origin(self) -> str | None:
+        try:
+            return str(self.driver.execute_script("return location.origin;"))
+        except Exception:  # between two documents
+            return None

@@ -142,7 +142,7 @@ def topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 # --- opt-in: the same demo sites serving the real Genesys Widgets (proprietary: never in the repository) ---------
 
 GENESYS_WIDGETS = "COOKIEBRIDGE_GENESYS_WIDGETS"  # a folder: cxbus.min.js + plugins/ (CDN layout), or widgets.min.js
-_WIDGETS_VERSION = re.compile(rb'product:"Genesys Widgets",version:"([0-9.]+)"')
+_WIDGETS_VERSION = re.compile(rb'product:\s*"Genesys Widgets",\s*version:\s*"([0-9.]+)"')
 # Read once, and taken out of the environment: `cookiebridge serve` refuses unknown COOKIEBRIDGE_* variables, and
 # every bridge process of the run inherits this process's environment.
 _GENESYS_WIDGETS_DIR = os.environ.pop(GENESYS_WIDGETS, "")

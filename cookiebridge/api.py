@@ -18,11 +18,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import metrics
 from .config import Settings
 from .errors import (INTERNAL_ERROR, BadRequest, BridgeError, Forbidden, Gone, OverBudget, PayloadTooLarge,
                      TooManyRequests, Unavailable, log_internal_error)
 from .handoff import HandoffCodes
 from .identity import IdentityError, is_text, verify_identity
+from .limits import SHED_LOG
 from .stores import Store, StoreUnavailable
 
 MAX_BODY = 16 * 1024
@@ -126,30 +128,44 @@ class Api:
             raise OverBudget(f"handoff records issued in the last {ttl} s passed handoff_budget "
                              f"({settings.handoff_budget} bytes); retry later")
 
-    def endpoint(self, bucket: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(self, name: str, bucket: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        latency = metrics.LATENCY.labels(name)
+
         async def handle(request: Request) -> Response:
-            origin = request.headers.get("origin")
-            headers = self._cors(origin)
-            try:
-                if origin not in self.trusted:
-                    raise Forbidden(f"origin {origin!r} is not a trusted origin of this bridge", "untrusted-origin")
-                await self._limit(request, bucket, self.settings.rate_limit)
-                result = await handler(await read_json(request), origin)
-            except OverBudget as error:
-                logger.warning("cookiebridge: shedding load: %s", error.message)
-                return JSONResponse(error.to_json(), status_code=error.status,
-                                    headers={**headers, "Retry-After": str(self.codes.ttl)})
-            except BridgeError as error:
-                return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
-            except StoreUnavailable:
-                unavailable = Unavailable("the bridge's store is unavailable; try again shortly")
-                return JSONResponse(unavailable.to_json(), status_code=503, headers={**headers, "Retry-After": "5"})
-            except Exception as error:  # a bug: one log line, and an answer the provider can read
-                log_internal_error(request.method, request.url.path, error)
-                return JSONResponse(INTERNAL_ERROR, status_code=500, headers=headers)
-            return JSONResponse(result, headers=headers)
+            started = time.perf_counter()
+            response, outcome, result = await self._answer(request, bucket, handler)
+            request.state.outcome = outcome  # for the JSON request log (logs.AccessLog)
+            latency.observe(time.perf_counter() - started)
+            metrics.RESPONSES.labels(name, str(response.status_code)).inc()
+            _count(name, bucket, outcome, result)
+            return response
 
         return handle
+
+    async def _answer(self, request: Request, bucket: str,
+                      handler: Handler) -> tuple[Response, str, dict[str, Any] | None]:
+        """The response, its outcome ("ok" or the error code) and, on success, the handler's result."""
+        origin = request.headers.get("origin")
+        headers = self._cors(origin)
+        try:
+            if origin not in self.trusted:
+                raise Forbidden(f"origin {origin!r} is not a trusted origin of this bridge", "untrusted-origin")
+            await self._limit(request, bucket, self.settings.rate_limit)
+            result = await handler(await read_json(request), origin)
+        except OverBudget as error:
+            SHED_LOG.note("over-budget", error.message)
+            return JSONResponse(error.to_json(), status_code=error.status,
+                                headers={**headers, "Retry-After": str(self.codes.ttl)}), error.code, None
+        except BridgeError as error:
+            return JSONResponse(error.to_json(), status_code=error.status, headers=headers), error.code, None
+        except StoreUnavailable:  # logged once per incident by health.MeteredStore
+            unavailable = Unavailable("the bridge's store is unavailable; try again shortly")
+            return JSONResponse(unavailable.to_json(), status_code=503,
+                                headers={**headers, "Retry-After": "5"}), unavailable.code, None
+        except Exception as error:  # a bug: one log line, and an answer the provider can read
+            log_internal_error(request.method, request.url.path, error)
+            return JSONResponse(INTERNAL_ERROR, status_code=500, headers=headers), "internal", None
+        return JSONResponse(result, headers=headers), "ok", result
 
     async def preflight(self, request: Request) -> Response:
         origin = request.headers.get("origin")
@@ -227,14 +243,37 @@ class Api:
 
     def routes(self) -> list[Route]:
         table = [
-            ("/api/v1/handoff", "issue", self.issue_handoff),
-            ("/api/v1/handoff/redeem", "redeem", self.redeem_handoff),
-            ("/api/v1/identity/save", "identity", self.save_identity),
-            ("/api/v1/identity/load", "identity", self.load_identity),
-            ("/api/v1/identity/delete", "identity", self.delete_identity),
+            ("/api/v1/handoff", "handoff", "issue", self.issue_handoff),
+            ("/api/v1/handoff/redeem", "handoff_redeem", "redeem", self.redeem_handoff),
+            ("/api/v1/identity/save", "identity_save", "identity", self.save_identity),
+            ("/api/v1/identity/load", "identity_load", "identity", self.load_identity),
+            ("/api/v1/identity/delete", "identity_delete", "identity", self.delete_identity),
         ]
         routes = []
-        for path, bucket, handler in table:
-            routes.append(Route(path, self.endpoint(bucket, handler), methods=["POST"]))
+        for path, name, bucket, handler in table:
+            routes.append(Route(path, self.endpoint(name, bucket, handler), methods=["POST"]))
             routes.append(Route(path, self.preflight, methods=["OPTIONS"]))
         return routes
+
+
+def _count(endpoint: str, bucket: str, outcome: str, result: dict[str, Any] | None) -> None:
+    """The business counters of one API answer. Labels are endpoint names and error codes only (metrics.label)."""
+    reason = metrics.label(outcome, metrics.ERROR_CODES)
+    if outcome == "rate-limited":
+        metrics.RATE_LIMITED.labels(bucket).inc()
+    if endpoint in ("handoff", "handoff_redeem"):
+        operation = "issue" if endpoint == "handoff" else "redeem"
+        if result is None:
+            metrics.HANDOFF_REFUSED.labels(operation, reason).inc()
+        else:
+            (metrics.HANDOFF_ISSUED if operation == "issue" else metrics.HANDOFF_REDEEMED).inc()
+    else:
+        operation = endpoint.removeprefix("identity_")
+        if result is None:
+            metrics.IDENTITY.labels(operation, reason).inc()
+        elif operation == "load":
+            metrics.IDENTITY.labels(operation, "found" if result.get("value") is not None else "missing").inc()
+        elif operation == "delete":
+            metrics.IDENTITY.labels(operation, "deleted" if result.get("deleted") else "missing").inc()
+        else:
+            metrics.IDENTITY.labels(operation, "saved").inc()

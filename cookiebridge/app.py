@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
 from typing import Any, AsyncIterator
 
@@ -20,6 +21,9 @@ from .api import Api
 from .config import Settings, load_settings
 from .errors import INTERNAL_ERROR, log_internal_error
 from .handoff import HandoffCodes
+from .health import Incidents, MeteredStore, Readiness
+from .logs import AccessLog
+from . import metrics
 from .stores import Store, StoreUnavailable, open_store
 
 logger = logging.getLogger("cookiebridge")
@@ -101,11 +105,16 @@ class BridgeApp(Starlette):
     """Starlette with a fast path in front: GET and HEAD of a prebuilt file skip the middleware and the router.
     Everything else (the API, /healthz, 404s, other methods on the files) goes through Starlette."""
 
-    def __init__(self, files: dict[str, PreparedFile], **kwargs: Any) -> None:
+    def __init__(self, files: dict[str, PreparedFile], *, access_log: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.files = files  # URL path -> prepared file
+        # JSON logs: a request id and one line per request around everything, the fast path included.
+        self.handle = AccessLog(self.dispatch) if access_log else self.dispatch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.handle(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             file = self.files.get(scope["path"])
             if file is not None:
@@ -122,6 +131,45 @@ class BridgeApp(Starlette):
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "version": __version__}, headers={"Cache-Control": "no-store"})
+
+
+def readyz(readiness: Readiness) -> Any:
+    async def ready(request: Request) -> Response:
+        failure = await readiness.check()
+        headers = {"Cache-Control": "no-store"}
+        if failure is None:
+            return JSONResponse({"status": "ready", "version": __version__}, headers=headers)
+        return JSONResponse({"status": "unready", "failing": ["store"], "store": failure}, status_code=503,
+                            headers={**headers, "Retry-After": "5"})
+
+    return ready
+
+
+def metrics_endpoint(allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> Any:
+    """/metrics for the addresses in metrics_allow_ips (the scraper); everyone else gets the ordinary 404."""
+
+    async def exposition(request: Request) -> Response:
+        if not _address_in(request.client.host if request.client else "", allowed):
+            return await not_found(request, Exception())
+        body = await asyncio.get_running_loop().run_in_executor(None, metrics.exposition)  # reads files with workers
+        return Response(body, media_type=metrics.CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+
+    return exposition
+
+
+def _address_in(host: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """metrics_allow_ips: comma-separated addresses or networks (ValueError on a bad one)."""
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip())
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
@@ -156,8 +204,8 @@ async def purge_periodically(store: Store) -> None:
         await asyncio.sleep(PURGE_INTERVAL)
         try:
             await store.purge_expired()
-        except StoreUnavailable as error:
-            logger.warning("cookiebridge: could not purge expired entries: %s", error)
+        except StoreUnavailable:
+            pass  # the store's incident is logged once by MeteredStore
 
 
 def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
@@ -166,11 +214,12 @@ def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
     store = store or open_store(settings.store)
     # itsdangerous signs with the last key and verifies with all: old keys first.
     codes = HandoffCodes([*settings.previous_secret_keys, settings.secret_key], settings.handoff_ttl)
-    api = Api(settings, store, codes)
+    metered = MeteredStore(store, Incidents())
+    api = Api(settings, metered, codes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        purger = asyncio.create_task(purge_periodically(store))
+        purger = asyncio.create_task(purge_periodically(metered))
         try:
             yield
         finally:
@@ -178,8 +227,13 @@ def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
             await store.aclose()
 
     files = prepare_files(assets)
-    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]), *asset_routes(files), *api.routes()]
-    app = BridgeApp(files, routes=routes, exception_handlers={404: not_found, 405: method_not_allowed, Exception: internal_error}, lifespan=lifespan)
+    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]),
+              Route("/readyz", readyz(Readiness(metered)), methods=["GET", "HEAD"]), *asset_routes(files), *api.routes()]
+    if settings.metrics:
+        routes.append(Route("/metrics", metrics_endpoint(parse_networks(settings.metrics_allow_ips)), methods=["GET"]))
+    app = BridgeApp(files, routes=routes, access_log=settings.log_format == "json",
+                    exception_handlers={404: not_found, 405: method_not_allowed, Exception: internal_error},
+                    lifespan=lifespan)
     # No 307 from /iframe.html/ to /iframe.html: its Location would be built from the Host header (and say http://
     # behind a TLS proxy). Every URL the bridge serves is exact; anything else is a 404.
     app.router.redirect_slashes = False

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import resource
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -16,6 +20,8 @@ from uvicorn.supervisors import Multiprocess
 from . import __version__
 from .config import ENV_PREFIX, ConfigError, Settings, load_settings
 from .limits import Limits
+from .logs import uvicorn_log_config
+from .stores import describe_store_url, open_store
 
 # Every option that maps onto a setting; `serve` and `check` share them so `check` validates what `serve` runs.
 _SETTING_OPTIONS = [
@@ -35,7 +41,11 @@ _SETTING_OPTIONS = [
                  help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (behind a TLS-terminating proxy)."),
     click.option("--forwarded-allow-ips", help="Proxy addresses whose forwarded headers are trusted [127.0.0.1]."),
     click.option("--log-level", help="critical, error, warning, info, debug or trace [info]."),
-    click.option("--store", help="sqlite:///path/file.db (default sqlite:cookiebridge.db) or redis://host:6379/0."),
+    click.option("--log-format", help="text (uvicorn's lines) or json (one object per line, one per request) [text]."),
+    click.option("--metrics/--no-metrics", default=None, help="Answer /metrics in the Prometheus text format [off]."),
+    click.option("--metrics-allow-ips", help="Addresses or networks that may read /metrics [127.0.0.1,::1]."),
+    click.option("--store", help="sqlite:///path/file.db (default sqlite:cookiebridge.db), redis://host:6379/0, "
+                 "redis+sentinel://host:26379,host2:26379/mymaster/0 or redis+cluster://host:7000,host2:7000."),
     click.option("--handoff-ttl", help="Seconds a link handoff code stays valid [60]."),
     click.option("--handoff-referrer-gate/--no-handoff-referrer-gate", default=None,
                  help="Redeem a handoff code only on a page whose referrer is the site that issued it [on]."),
@@ -90,6 +100,8 @@ def describe_start(settings: Settings) -> list[str]:
 
 # Environment variables that may hold keys: removed once read, so worker processes do not inherit them.
 _SECRET_VARIABLES = ("SECRET_KEY", "IDENTITY_SECRET", "PREVIOUS_SECRET_KEYS", "PREVIOUS_IDENTITY_SECRETS")
+# prometheus-client's multiprocess directory (metrics.MULTIPROC_VARIABLE; that module is not imported here, see there).
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # File descriptors a worker needs besides its client connections (listening socket, store, logs, imports).
 SPARE_FDS = 64
 
@@ -128,17 +140,81 @@ def connection_limit(wanted: int) -> int:
     return max(1, soft - SPARE_FDS)
 
 
+def check_store(settings: Settings, *, create: bool) -> tuple[bool, str]:
+    """Write and read the store once: (True, the line to print) when it works, else (False, one line naming the
+    store and the fix). With `create` false (check), a SQLite file that does not exist yet is not created: its
+    directory must be writable."""
+    from .health import probe_at_start, sqlite_would_be_created
+
+    store = open_store(settings.store)
+    shown = describe_store_url(settings.store)
+    directory = None if create else sqlite_would_be_created(store)
+    if directory is not None:
+        if os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK):
+            return True, f"cookiebridge: store {shown}: does not exist yet; serve will create it in {directory}"
+        return False, (f"cookiebridge: error: store {shown} cannot be created: directory {directory} does not exist "
+                       "or is not writable; fix the path in store or create the directory")
+    failure = probe_at_start(store)
+    if failure is not None:
+        fix = ("check that the server is up and reachable from here" if "://" in shown and not
+               shown.startswith("sqlite") else "check the path and its permissions")
+        return False, f"cookiebridge: error: store {shown} cannot be opened: {failure.rstrip('.')}; {fix}"
+    return True, f"cookiebridge: store {shown}: written and read back"
+
+
+def say(settings: Settings, line: str) -> None:
+    """A start-up line of `serve` on stderr: as it is, or as one JSON object with log_format = "json" (a level
+    from its "cookiebridge: warning:"/"error:" prefix), like every later line."""
+    if settings.log_format != "json":
+        click.echo(line, err=True)
+        return
+    import logging
+
+    from .logs import JsonFormatter
+
+    text = line.removeprefix("cookiebridge: ")
+    level = next((name for name in ("warning", "error") if text.startswith(name + ": ")), "info")
+    record = logging.LogRecord("cookiebridge", logging.getLevelName(level.upper()), "", 0,
+                               text.removeprefix(level + ": "), None, None)
+    record.event = "start"
+    click.echo(JsonFormatter().format(record), err=True)
+
+
+def prepare_metrics_dir(settings: Settings) -> None:
+    """prometheus-client's multiprocess mode for `--workers N` with metrics on: every worker writes its values to
+    files in PROMETHEUS_MULTIPROC_DIR and /metrics sums them. The directory is the operator's, if set (emptied of
+    the last run's files here, as the library requires), else a private one removed at exit. One worker, or
+    metrics off: no directory, values kept in memory."""
+    if settings.workers == 1 or not settings.metrics:
+        os.environ.pop(MULTIPROC_VARIABLE, None)
+        return
+    given = os.environ.get(MULTIPROC_VARIABLE)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        return
+    directory = tempfile.mkdtemp(prefix="cookiebridge-metrics-")
+    os.environ[MULTIPROC_VARIABLE] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+
+
 def run(settings: Settings) -> None:
     """Serve the bridge with uvicorn; every worker builds its app from the same validated settings."""
     for line in describe_start(settings):
-        click.echo(line, err=True)
+        say(settings, line)
+    prepare_metrics_dir(settings)
+    works, line = check_store(settings, create=True)
+    say(settings, line)
+    if not works:
+        raise click.exceptions.Exit(2)
     for name in _SECRET_VARIABLES:
         os.environ.pop(ENV_PREFIX + name, None)
     connections = connection_limit(settings.max_connections)
     if connections < settings.max_connections:
-        click.echo(f"cookiebridge: warning: max_connections {settings.max_connections} does not fit the file "
-                   f"descriptor limit ({resource.getrlimit(resource.RLIMIT_NOFILE)[0]}): using {connections}; raise "
-                   "it (systemd: LimitNOFILE=) or lower max_connections", err=True)
+        say(settings, f"cookiebridge: warning: max_connections {settings.max_connections} does not fit the file "
+            f"descriptor limit ({resource.getrlimit(resource.RLIMIT_NOFILE)[0]}): using {connections}; raise it "
+            "(systemd: LimitNOFILE=) or lower max_connections")
     limits = Limits(max_header_bytes=settings.max_header_bytes, header_timeout=settings.header_timeout,
                     body_timeout=settings.body_timeout, max_connections=connections)
     config = BridgeConfig(
@@ -153,6 +229,8 @@ def run(settings: Settings) -> None:
         proxy_headers=settings.proxy_headers,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(settings.log_format),
+        access_log=settings.log_format == "text",  # json: the app logs each request itself (logs.AccessLog)
         server_header=False,
         timeout_graceful_shutdown=10,
     )
@@ -185,12 +263,16 @@ def serve(config_file: str | None, **flags: Any) -> None:
 @main.command()
 @setting_options
 def check(config_file: str | None, **flags: Any) -> None:
-    """Validate the configuration and print the effective settings (secrets masked)."""
+    """Validate the configuration, print the effective settings (secrets masked) and try the store."""
     settings = settings_from_flags(config_file, **flags)
     for key, value in settings.effective().items():
         click.echo(f"{key} = {json.dumps(value)}")
     for line in describe_start(settings):
         click.echo(line, err=True)
+    works, line = check_store(settings, create=False)
+    click.echo(line, err=True)
+    if not works:
+        raise click.exceptions.Exit(2)
 
 
 @main.command(name="build")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import math
 import os
@@ -59,6 +60,11 @@ class Settings:
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "info"
+    # "text": uvicorn's lines; "json": one JSON object per line, a request line each (cookiebridge/logs.py).
+    log_format: str = "text"
+    # /metrics (Prometheus text format), answered only to metrics_allow_ips (addresses or networks).
+    metrics: bool = False
+    metrics_allow_ips: str = "127.0.0.1,::1"
     store: str = "sqlite:cookiebridge.db"
     handoff_ttl: int = 60
     # Redeem a handoff code only on a page whose referrer is the site that issued it (planted links restore nothing).
@@ -144,6 +150,10 @@ class Settings:
             notes.append(f"max_connections {self.max_connections}, header_timeout {self.header_timeout} s, "
                          f"body_timeout {self.body_timeout} s: limits this loose let slow clients hold the worker; "
                          "the defaults are 1000, 10 s and 10 s")
+        if self.metrics and any(ipaddress.ip_network(item, strict=False).prefixlen == 0
+                                for item in self.metrics_allow_ips.split(",")):
+            notes.append(f"metrics_allow_ips = {self.metrics_allow_ips!r} lets every address read /metrics (traffic "
+                         "and refusal figures): list your Prometheus servers instead")
         if self.proxy_headers and self.forwarded_allow_ips.strip() == "*":
             notes.append("forwarded_allow_ips = '*' trusts X-Forwarded-For from anyone: a client can pick the address "
                          "the rate limit counts; list your proxies' addresses instead")
@@ -182,7 +192,8 @@ _INT_KEYS = {
     "body_timeout": (1, 300),
     "max_connections": (10, 1_000_000),
 }
-_BOOL_KEYS = {"proxy_headers", "handoff_referrer_gate"}
+_BOOL_KEYS = {"proxy_headers", "handoff_referrer_gate", "metrics"}
+_LOG_FORMATS = ("text", "json")
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -265,6 +276,20 @@ def _origin_list(values: list[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def _networks(text: str) -> str:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"metrics_allow_ips: {item!r} is not an IP address or network; list the scrapers' "
+                              "addresses, e.g. 127.0.0.1,10.0.0.0/8") from None
+    if not items:
+        raise ConfigError("metrics_allow_ips is empty: list the scrapers' addresses, e.g. 127.0.0.1, or set "
+                          "metrics = false")
+    return ",".join(items)
+
+
 def _cookie_names(values: list[str]) -> tuple[str, ...]:
     if not values:
         raise ConfigError(f"cookie_names is empty: list the session cookie names, e.g. [\"{DEFAULT_COOKIE_NAME}\"]")
@@ -337,6 +362,13 @@ def load_settings(
         raise ConfigError(f"log_level = {level!r} must be one of {', '.join(_LOG_LEVELS)}")
     if "log_level" in merged:
         merged["log_level"] = level.lower()
+    if "log_format" in merged:
+        if str(merged["log_format"]).lower() not in _LOG_FORMATS:
+            raise ConfigError(f"log_format = {merged['log_format']!r} must be text (uvicorn's lines) or json (one "
+                              "object per line)")
+        merged["log_format"] = merged["log_format"].lower()
+    if "metrics_allow_ips" in merged:
+        merged["metrics_allow_ips"] = _networks(merged["metrics_allow_ips"])
     if bool(merged.get("ssl_certfile")) != bool(merged.get("ssl_keyfile")):
         raise ConfigError("ssl_certfile and ssl_keyfile go together: give both, or neither when a proxy terminates TLS")
     for key in ("ssl_certfile", "ssl_keyfile"):

@@ -45,6 +45,10 @@ class _ShedLog:
         self.last: dict[str, float] = {}
 
     def note(self, kind: str, message: str) -> None:
+        from . import metrics  # imported late: `serve` sets up the metrics' multiprocess mode before the workers do
+
+        if kind in metrics.SHED_KINDS:
+            metrics.SHED.labels(kind).inc()
         self.counts[kind] = self.counts.get(kind, 0) + 1
         now = time.monotonic()
         if now - self.last.get(kind, -LOG_EVERY) >= LOG_EVERY:

@@ -90,8 +90,9 @@
   // The link an event concerns, with its provider and URL, if it goes to another trusted site.
   const destinationOf = event => {
     const link = event.target.closest && event.target.closest('a,area'), href = link && link.href;
-    // An SVG <a> has an object for href: skipped, as are downloads.
-    if (!href || typeof href != 'string' || link.hasAttribute('download')) return;
+    // An SVG <a> has an object for href: skipped, as are downloads, and rel="noreferrer" links, on which the
+    // destination could not redeem a code (the bridge's referrer gate).
+    if (!href || typeof href != 'string' || link.hasAttribute('download') || /\bnoreferrer\b/i.test(link.rel)) return;
     const found = target(href);
     return found && [...found, link];
   };
@@ -219,9 +220,12 @@
         return reply.ok ? decorated(url, reply.value.code) : context.fail('handoff', reply.error, url.href);
       },
 
+      // Follows a link with a code on a link of its own (strict-origin referrer), or without one by location: a
+      // link without a code would be taken for a click that waits for its code, and go round again.
       async navigate(href) {
-        const link = withReferrer(document.body.appendChild(document.createElement('a')),
-          await this.decorate(href, Date.now() + context.timeout));
+        const url = await this.decorate(href, Date.now() + context.timeout);
+        if (!url.includes(HANDOFF)) return location.assign(url);
+        const link = withReferrer(document.body.appendChild(document.createElement('a')), url);
         link.click();
         link.remove();
       },

@@ -29,7 +29,7 @@ function loadPage(options = {}) {
     fail: (operation, error, result) => result, read: name => name === 'session' ? 'value-1' : null,
     failed: error => ({ ok: false, error }), arrival: undefined,
   });
-  return { mechanisms, requests, listeners, navigated };
+  return { mechanisms, requests, listeners, navigated, window };
 }
 
 const decorate = (mechanisms, href) => mechanisms.decorate(href, Date.now() + 1000);
@@ -72,8 +72,8 @@ test('links to this site, to an untrusted site, or that already carry a code get
 });
 
 // A left click on a link, as the page's listeners get it.
-function click(listeners, href) {
-  const link = { href, target: '', hasAttribute: () => false, getAttribute: () => href, setAttribute() {} };
+function click(listeners, href, rel = '') {
+  const link = { href, rel, target: '', hasAttribute: () => false, getAttribute: () => href, setAttribute() {} };
   const event = { target: { closest: () => link }, type: 'click', button: 0, defaultPrevented: false,
                   preventDefault() { this.defaultPrevented = true; } };
   listeners.pointerdown(event);
@@ -96,4 +96,22 @@ test('a click on a trusted link before its code arrives waits for it through the
   assert.equal(requests.length, 1); // prefetched on pointerdown
   assert.equal(event.defaultPrevented, true);
   assert.deepEqual(navigated, [THERE + '/shop']);
+});
+
+test('a rel="noreferrer" link gets no code and its click is left alone: the destination could not redeem it', () => {
+  const { listeners, requests, navigated } = loadPage();
+  const { event } = click(listeners, THERE + '/shop', 'external noreferrer');
+  assert.equal(requests.length, 0);
+  assert.equal(event.defaultPrevented, false);
+  assert.deepEqual(navigated, []);
+});
+
+test('navigate() without a code goes by location, not by a link the script would take for a click to wait on', async () => {
+  const page = loadPage();
+  const assigned = [];
+  page.mechanisms.decorate = async href => href; // the bridge gave no code
+  const window = page.window;
+  window.location.assign = href => assigned.push(href);
+  await page.mechanisms.navigate(THERE + '/shop');
+  assert.deepEqual(assigned, [THERE + '/shop']);
 });

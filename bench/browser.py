@@ -16,7 +16,13 @@ Each run is a fresh browser session (empty cookies and HTTP cache), like a custo
                 In each engine as shipped ("default" policy).
 Caching, per engine as shipped: requests to the bridge on a first view of A, a repeat view of A (another page of
 the site: a different URL, so nothing is a reload), the handoff arrival on B and a repeat view of B.
-Ratios printed: handoff/iframe median time, and repeat/first view requests.
+Arrival against its floor, per engine as shipped, in the same run (issue 12): the handoff path's time to the session
+cookie on B with the provider, against B's floor page, whose <head> holds, at the provider's place, an inline script
+that does one fetch POST to the bridge's redeem and writes the cookie. A is the same provider page for both (its link
+gets the code); runs alternate provider and floor. Goal: provider median <= 1.25 x floor median.
+Ratios printed: handoff/iframe median time, provider/floor arrival median time, and repeat/first view requests.
+
+    --sections paths,arrival,caching   (default: all three) runs only some of them
 """
 
 from __future__ import annotations
@@ -63,7 +69,25 @@ provider.loadCookie().then(function (value) {{
   window.__bench = {{ value: value, at: performance.now(), via: provider.restoredFrom }};
 }});
 </script></head>
-<body><p>{site}</p><a id="to-other" href="{other}/bench.html">to the other site</a></body></html>"""
+<body><p>{site}</p><a id="to-other" href="{other}/bench.html">to the other site</a>
+<a id="to-floor" href="{other}/floor.html">to the other site's floor page</a></body></html>"""
+# The floor of arrival: nothing but the one request the provider must make, inline at the provider's place.
+FLOOR_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>cookiebridge bench floor: {site}</title>
+<script>
+window.__bench = {{}};
+(function () {{
+  var code = (location.hash.match(/[#&]cb-handoff=([^&]*)/) || [])[1];
+  if (code) fetch({bridge!r} + '/api/v1/handoff/redeem', {{
+    method: 'POST', body: JSON.stringify({{ code: code, referrer: document.referrer }})
+  }}).then(function (response) {{ return response.json(); }}).then(function (data) {{
+    document.cookie = data.name + '=' + data.value + '; Path=/; Secure; SameSite=Lax';
+    window.__bench = {{ value: data.value, at: performance.now(), via: 'floor' }};
+  }});
+}})();
+</script></head>
+<body><p>{site} (floor)</p></body></html>"""
+ARRIVAL_GOAL = 1.25  # provider arrival median / floor median, per engine
 LOADED = "window.__bench && 'at' in window.__bench"
 REQUEST = re.compile(r'"(GET|HEAD|POST|OPTIONS) (\S+) HTTP/[\d.]+" (\d{3})')
 
@@ -75,7 +99,11 @@ def sites_app(bridge: str, sites: list[str]) -> Starlette:
         html = PAGE.format(site=here, bridge=bridge, cookie=COOKIE, other=other)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
-    return Starlette(routes=[Route("/bench.html", page)])
+    async def floor(request: Request) -> Response:
+        here = f"{request.url.scheme}://{request.url.netloc}"
+        return HTMLResponse(FLOOR_PAGE.format(site=here, bridge=bridge), headers={"Cache-Control": "no-store"})
+
+    return Starlette(routes=[Route("/bench.html", page), Route("/floor.html", floor)])
 
 
 class BridgeLog:
@@ -154,13 +182,67 @@ def run_once(sessions: Sessions, engine: str, policy: str, path: str, site_a: st
             session.goto(site_b + "/bench.html")
         else:
             mark = log.mark()
-            session.click("#to-other")
+            session.click("#to-floor" if path == "floor" else "#to-other")
         session.wait_for(f"location.origin === {site_b!r} && {LOADED}", timeout=15)
         result = session.evaluate("return window.__bench;")
         requests = log.since(mark)
     if result["value"] != value or result["via"] != path:
         raise RuntimeError(f"{engine}/{policy} {path}: restored {result!r}, expected {value!r} via {path}")
     return float(result["at"]), requests
+
+
+def paths(sessions: Sessions, engines: list[str], runs: int, site_a: str, site_b: str, log: BridgeLog,
+          work: Path) -> None:
+    """Per engine: B's time to the session cookie by the iframe path and by the handoff path."""
+    print(f"browser: time from domain-b navigation start to the session cookie (ms), {runs} fresh-session "
+          "runs each; requests to the bridge from the click or goto on")
+    print(f"{'engine':9} {'policy':20} {'path':8} {'median':>7} {'p10':>7} {'p90':>7}  requests per run")
+    medians: dict[tuple[str, str], float] = {}
+    for engine in engines:
+        for path in ("iframe", "handoff"):
+            policy = "default" if path == "handoff" else "third-party-allowed"
+            if policy not in drivers.policies_for(engine):
+                print(f"{engine:9} {'-':20} {path:8} {'n/a':>7}  third-party cookies cannot be allowed: "
+                      "the iframe path never works here (handoff, identity do)")
+                continue
+            times, requests = [], []
+            for run in range(runs):
+                at, made = run_once(sessions, engine, policy, path, site_a, site_b, log,
+                                    work / f"{engine}-{path}-{run}")
+                times.append(at)
+                requests.append(made)
+            medians[(engine, path)] = median(times)
+            counts = sorted({len(made) for made in requests})
+            print(f"{engine:9} {policy:20} {path:8} {median(times):7.1f} {percentile(times, .1):7.1f} "
+                  f"{percentile(times, .9):7.1f}  {'/'.join(map(str, counts))}: {describe(requests[-1])}")
+        if (engine, "iframe") in medians and (engine, "handoff") in medians:
+            print(f"{engine:9} ratio handoff/iframe median time "
+                  f"{medians[(engine, 'handoff')] / medians[(engine, 'iframe')]:.2f}")
+
+
+def arrival_against_floor(sessions: Sessions, engines: list[str], runs: int, site_a: str, site_b: str,
+                          log: BridgeLog, workdir: Path) -> None:
+    """Per engine as shipped: B's time to the session cookie with the provider and on the floor page, runs
+    alternating, and the ratio of the medians."""
+    print(f"browser: arrival against its floor, domain-b navigation start to the session cookie (ms), {runs} "
+          f"fresh-session runs each, alternating; goal provider/floor <= {ARRIVAL_GOAL}")
+    print(f"{'engine':9} {'page':9} {'median':>7} {'p10':>7} {'p90':>7}  requests per run")
+    for engine in engines:
+        times: dict[str, list[float]] = {"handoff": [], "floor": []}
+        made: dict[str, list[list[str]]] = {"handoff": [], "floor": []}
+        for run in range(runs):
+            for path in times:
+                at, requests = run_once(sessions, engine, "default", path, site_a, site_b, log,
+                                        workdir / f"{engine}-arrival-{path}-{run}")
+                times[path].append(at)
+                made[path].append(requests)
+        for path, label in (("handoff", "provider"), ("floor", "floor")):
+            counts = "/".join(map(str, sorted({len(requests) for requests in made[path]})))
+            print(f"{engine:9} {label:9} {median(times[path]):7.1f} {percentile(times[path], .1):7.1f} "
+                  f"{percentile(times[path], .9):7.1f}  {counts}: {describe(made[path][-1])}")
+        ratio = median(times["handoff"]) / median(times["floor"])
+        print(f"{engine:9} ratio provider/floor arrival median time {ratio:.2f} "
+              f"({'within' if ratio <= ARRIVAL_GOAL else 'over'} the goal of {ARRIVAL_GOAL})")
 
 
 def caching(sessions: Sessions, engine: str, site_a: str, site_b: str, log: BridgeLog,
@@ -184,6 +266,17 @@ def caching(sessions: Sessions, engine: str, site_a: str, site_b: str, log: Brid
     return views
 
 
+def caching_report(sessions: Sessions, engines: list[str], site_a: str, site_b: str, log: BridgeLog,
+                   work: Path) -> None:
+    print("browser: requests to the bridge per page view (engine as shipped, one fresh session)")
+    for engine in engines:
+        views = caching(sessions, engine, site_a, site_b, log, work / f"{engine}-caching")
+        for label, made in views.items():
+            print(f"{engine:9} {label:14} {len(made):2}  {describe(made)}")
+        first, repeat = len(views["first view A"]), len(views["repeat view A"])
+        print(f"{engine:9} ratio repeat/first view requests {repeat}/{first} = {repeat / first:.2f}")
+
+
 def describe(requests: list[str]) -> str:
     counts: dict[str, int] = {}
     for request in requests:
@@ -198,7 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20, help="fresh-session runs per engine and path (median)")
     parser.add_argument("--engines", default=",".join(drivers.ENGINES))
+    parser.add_argument("--sections", default="paths,arrival,caching",
+                        help="which measurements: paths (iframe, handoff), arrival (against the floor), caching")
     args = parser.parse_args(argv)
+    sections = set(args.sections.split(","))
+    if not sections <= {"paths", "arrival", "caching"}:
+        parser.error(f"--sections {args.sections!r}: use a comma-separated subset of paths,arrival,caching")
     os.chdir(ROOT)  # BridgeProcess runs `python -m cookiebridge` from the working directory
     engines = [engine for engine in args.engines.split(",") if engine]
     print_machine()
@@ -224,37 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         log = BridgeLog(work / "bridge.log")
         sessions = Sessions(certs)
         try:
-            print(f"browser: time from domain-b navigation start to the session cookie (ms), {args.runs} fresh-session "
-                  "runs each; requests to the bridge from the click or goto on")
-            print(f"{'engine':9} {'policy':20} {'path':8} {'median':>7} {'p10':>7} {'p90':>7}  requests per run")
-            medians: dict[tuple[str, str], float] = {}
-            for engine in engines:
-                for path in ("iframe", "handoff"):
-                    policy = "default" if path == "handoff" else "third-party-allowed"
-                    if policy not in drivers.policies_for(engine):
-                        print(f"{engine:9} {'-':20} {path:8} {'n/a':>7}  third-party cookies cannot be allowed: "
-                              "the iframe path never works here (handoff, identity do)")
-                        continue
-                    times, requests = [], []
-                    for run in range(args.runs):
-                        at, made = run_once(sessions, engine, policy, path, site_a, site_b, log,
-                                            work / f"{engine}-{path}-{run}")
-                        times.append(at)
-                        requests.append(made)
-                    medians[(engine, path)] = median(times)
-                    counts = sorted({len(made) for made in requests})
-                    print(f"{engine:9} {policy:20} {path:8} {median(times):7.1f} {percentile(times, .1):7.1f} "
-                          f"{percentile(times, .9):7.1f}  {'/'.join(map(str, counts))}: {describe(requests[-1])}")
-                if (engine, "iframe") in medians and (engine, "handoff") in medians:
-                    print(f"{engine:9} ratio handoff/iframe median time "
-                          f"{medians[(engine, 'handoff')] / medians[(engine, 'iframe')]:.2f}")
-            print("browser: requests to the bridge per page view (engine as shipped, one fresh session)")
-            for engine in engines:
-                views = caching(sessions, engine, site_a, site_b, log, work / f"{engine}-caching")
-                for label, made in views.items():
-                    print(f"{engine:9} {label:14} {len(made):2}  {describe(made)}")
-                first, repeat = len(views["first view A"]), len(views["repeat view A"])
-                print(f"{engine:9} ratio repeat/first view requests {repeat}/{first} = {repeat / first:.2f}")
+            if "paths" in sections:
+                paths(sessions, engines, args.runs, site_a, site_b, log, work)
+            if "arrival" in sections:
+                arrival_against_floor(sessions, engines, args.runs, site_a, site_b, log, work)
+            if "caching" in sections:
+                caching_report(sessions, engines, site_a, site_b, log, work)
         finally:
             sessions.close()
             servers.stop()

@@ -9,19 +9,26 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, Protocol, TypeVar, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol, TypeVar, runtime_checkable
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 T = TypeVar("T")
 
 MAX_KEY_LENGTH = 200
-ACCEPTED_URLS = "use sqlite:///path/to/file.db, sqlite:relative.db, redis://host:port/0 (or rediss://) or memory:"
+ACCEPTED_URLS = ("use sqlite:///path/to/file.db, sqlite:relative.db, redis://host:port/0 (or rediss://), "
+                 "redis+sentinel://host:26379,host2:26379/mymaster/0, redis+cluster://host:7000,host2:7000 or memory:")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
 
 class StoreError(Exception):
@@ -53,12 +60,84 @@ def open_store(url: str) -> Store:
         except ValueError as error:
             raise ValueError(f"bad Redis store URL {url!r} ({error}): {ACCEPTED_URLS}") from None
         return RedisStore(url)
+    if url.startswith(tuple(scheme + "://" for scheme in SENTINEL_SCHEMES + CLUSTER_SCHEMES)):
+        return RedisStore(url, topology=parse_redis_topology(url))
     if url == "memory:":
         return SQLiteStore(":memory:")
     path = _sqlite_path(url)
     if path is None:
         raise ValueError(f"unsupported store URL {url!r}: {ACCEPTED_URLS}")
     return SQLiteStore(path if path == ":memory:" else os.path.abspath(os.path.expanduser(path)))
+
+
+@dataclass(frozen=True)
+class RedisTopology:
+    """Where a Sentinel-managed or clustered Redis is: `redis+sentinel://[user:password@]host:port[,host:port...]/
+    service[/db][?sentinel_password=...]` or `redis+cluster://[user:password@]host:port[,host:port...][/0]`
+    (`rediss+...` for TLS). The password is the data nodes'; sentinels use `sentinel_password`, if any."""
+
+    kind: str  # "sentinel" or "cluster"
+    hosts: tuple[tuple[str, int], ...]
+    service: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+    tls: bool = False
+
+    def describe(self) -> str:
+        where = ",".join(f"{host}:{port}" for host, port in self.hosts)
+        return f"{self.kind} {where}" + (f" service {self.service} db {self.db}" if self.kind == "sentinel" else "")
+
+
+def parse_redis_topology(url: str) -> RedisTopology:
+    """Parse a redis+sentinel:// or redis+cluster:// URL; ValueError with the fix otherwise."""
+    scheme, _, rest = url.partition("://")
+    kind = "sentinel" if scheme in SENTINEL_SCHEMES else "cluster"
+    example = ("redis+sentinel://host:26379,host2:26379/mymaster/0" if kind == "sentinel"
+               else "redis+cluster://host:7000,host2:7000")
+    bad = f"bad Redis {kind} store URL {_without_password(url)!r}"
+    parts = urllib.parse.urlsplit("//" + rest)
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":") if userinfo else ("", "", "")
+    hosts = []
+    for item in hostlist.split(","):
+        host, _, port = item.strip().rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{bad}: {item.strip() or 'an empty host'!r} is not host:port; write e.g. {example}")
+        hosts.append((host, int(port)))
+    path = [part for part in parts.path.split("/") if part]
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(query) - ({"sentinel_password"} if kind == "sentinel" else set())
+    if unknown or parts.fragment:
+        raise ValueError(f"{bad}: unknown option {', '.join(sorted(unknown)) or '#' + parts.fragment!r}; write e.g. "
+                         f"{example}")
+    service, db = "", "0"
+    if kind == "sentinel":
+        if not 1 <= len(path) <= 2:
+            raise ValueError(f"{bad}: give the service name Sentinel monitors, and optionally the database, as the "
+                             f"path; write e.g. {example}")
+        service, db = path[0], path[1] if len(path) == 2 else "0"
+    elif path not in ([], ["0"]):
+        raise ValueError(f"{bad}: a cluster has only database 0; write e.g. {example}")
+    if not db.isdigit():
+        raise ValueError(f"{bad}: database {db!r} is not a number; write e.g. {example}")
+    sentinel_password = query.get("sentinel_password", [None])[0]
+    return RedisTopology(kind, tuple(hosts), urllib.parse.unquote(service), int(db),
+                         urllib.parse.unquote(username) or None, urllib.parse.unquote(password) or None,
+                         sentinel_password, scheme.startswith("rediss"))
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    return scheme + sep + netloc.rpartition("@")[2] + slash + path.partition("?")[0]
+
+
+def describe_store_url(url: str) -> str:
+    """The store URL as it may be shown: no credentials, no query."""
+    return _without_password(url) if "://" in url else url
 
 
 def _sqlite_path(url: str) -> str | None:
@@ -295,37 +374,57 @@ _UNAVAILABLE = (
     redis_errors.OutOfMemoryError,
     redis_errors.ClusterDownError,
     redis_errors.TryAgainError,
+    redis_errors.MasterDownError,
+    redis_errors.SlotNotCoveredError,
+    redis_errors.RedisClusterException,  # e.g. no startup node reachable
     OSError,
 )
 
 
 class RedisStore:
-    """Redis with native expiry; short socket timeouts so a dead server fails requests fast."""
+    """Redis with native expiry; short socket timeouts so a dead server fails requests fast. One server
+    (`redis://`), a Sentinel-managed primary (`redis+sentinel://`, redis-py's Sentinel client finds the primary
+    again after a failover) or a Redis Cluster (`redis+cluster://`, redis-py's cluster client). Every operation
+    that must be atomic touches exactly one key, so in a cluster it lives in one hash slot."""
 
-    def __init__(self, url: str, *, timeout: float = 1.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 1.0, topology: RedisTopology | None = None) -> None:
         self.url = url
+        self.topology = topology
         self._timeout = timeout
-        self._client: aioredis.Redis | None = None
+        self._client: Any = None
+        self._sentinel: Sentinel | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
+        if self.topology is not None:
+            return f"RedisStore({self.topology.describe()!r})"
         return f"RedisStore({self.url.split('@')[-1]!r})"  # no credentials
 
-    def _redis(self) -> aioredis.Redis:
+    def _redis(self) -> Any:
         # redis.asyncio connections belong to the loop that opened them; a store used from another loop
         # (e.g. Starlette's TestClient without `with`) gets its own client instead of "attached to a different loop".
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            self._client = aioredis.from_url(
-                self.url,
-                socket_timeout=self._timeout,
-                socket_connect_timeout=self._timeout,
-                # One immediate retry on a connection error, for pooled connections that died with a Redis restart;
-                # none on timeouts, so a hung server costs one timeout.
-                retry=Retry(NoBackoff(), 1, (redis_errors.ConnectionError,)),
-            )
+            self._client = self._connect()
             self._loop = loop
         return self._client
+
+    def _connect(self) -> Any:
+        timeouts = {"socket_timeout": self._timeout, "socket_connect_timeout": self._timeout}
+        # One immediate retry on a connection error, for pooled connections that died with a Redis restart or a
+        # failover; none on timeouts, so a hung server costs one timeout.
+        retry = Retry(NoBackoff(), 1, (redis_errors.ConnectionError,))
+        topology = self.topology
+        if topology is None:
+            return aioredis.from_url(self.url, retry=retry, **timeouts)
+        auth = {"username": topology.username, "password": topology.password}
+        if topology.kind == "sentinel":
+            sentinel_kwargs = {**timeouts, "password": topology.sentinel_password, "ssl": topology.tls}
+            self._sentinel = Sentinel(list(topology.hosts), sentinel_kwargs=sentinel_kwargs)
+            return self._sentinel.master_for(topology.service, db=topology.db, retry=retry, ssl=topology.tls,
+                                             **auth, **timeouts)
+        return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in topology.hosts],
+                            ssl=topology.tls, **auth, **timeouts)
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -388,6 +487,10 @@ class RedisStore:
     async def aclose(self) -> None:
         """Close the connections; a later call opens new ones."""
         client, loop, self._client, self._loop = self._client, self._loop, None, None
+        sentinel, self._sentinel = self._sentinel, None
         if client is not None and loop is asyncio.get_running_loop():
             with contextlib.suppress(redis_errors.RedisError, OSError):
                 await client.aclose()
+            for node in sentinel.sentinels if sentinel is not None else ():
+                with contextlib.suppress(redis_errors.RedisError, OSError):
+                    await node.aclose()

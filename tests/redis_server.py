@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 INSTALL_HINT = "redis-server not found: install the Debian package with `apt-get install redis-server`"
 
@@ -29,19 +30,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 class RedisServer:
     """`with RedisServer() as server:` serves `server.url`; `stop()`/`start()` keep the port, for outage tests."""
 
-    def __init__(self, executable: str | None = None, port: int | None = None) -> None:
+    def __init__(self, executable: str | None = None, port: int | None = None, *, args: Sequence[str] = ()) -> None:
         self.executable = executable or find_redis_server() or "redis-server"
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="cookiebridge-redis-"))
         self.process: subprocess.Popen | None = None
+        self.extra_args = list(args)  # e.g. --replicaof, --cluster-enabled
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
-        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(self.dir)]
+        args = [*self.command_line(), *self.extra_args]
         with (self.dir / "redis.log").open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -56,6 +57,17 @@ class RedisServer:
             time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"redis-server did not answer PING on port {self.port} within {timeout} s:\n{self.log()}")
+
+    def command_line(self) -> list[str]:
+        return [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(self.dir)]
+
+    def kill(self) -> None:
+        """SIGKILL, as when the host dies: nothing is flushed, no replica is told."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -108,3 +120,32 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RedisSentinel(RedisServer):
+    """`redis-server sentinel.conf --sentinel` (Debian's redis-server has Sentinel built in) watching one primary as
+    `service`, quorum 1, primary declared down after `down_after_ms`."""
+
+    def __init__(self, primary_port: int, *, service: str = "mymaster", down_after_ms: int = 1000,
+                 executable: str | None = None) -> None:
+        super().__init__(executable)
+        self.service = service
+        (self.dir / "sentinel.conf").write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"sentinel monitor {service} 127.0.0.1 {primary_port} 1\n"
+            f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+            f"sentinel failover-timeout {service} 5000\nsentinel parallel-syncs {service} 1\n")
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.service}/0"
+
+    def command_line(self) -> list[str]:
+        return [self.executable, str(self.dir / "sentinel.conf"), "--sentinel"]
+
+
+def cluster_args(bus_port: int) -> list[str]:
+    """A cluster node with its bus on `bus_port` (by default port + 10000, which may not exist); CLUSTER MEET must
+    then name that port too."""
+    return ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+            "--cluster-port", str(bus_port)]

@@ -19,7 +19,7 @@ from e2e.widget import FORM, TRANSCRIPT, ChatWidget
 
 WIDGETS = {"double": "widget double", "real": "real Genesys Widgets"}
 # Until this site has forgotten the chat: its session cookie is gone and the bridge holds none (the provider
-# follows the widget's state cookie once a second; the real widget's poll notices a server's end within ~4 s).
+# follows the widget's state cookie four times a second; the real widget's poll notices a server's end within ~4 s).
 FORGOTTEN = f"""(async () => !document.cookie.split('; ').some(c => c.startsWith({COOKIE!r} + '='))
     && (await cookieProvider.request({{op: 'get', name: cookieProvider.name}})).value == null)()"""
 FORGET_TIMEOUT = 15.0

@@ -169,7 +169,7 @@
       else if (value !== null && value !== saved) provider.saveCookie();
       saved = value;
       live = widget;
-    }, 1e3);
+    }, 250); // a customer who ends a chat and follows a link at once finds it forgotten
   };
 
   /** @param {ProviderContext} context */

@@ -1,4 +1,4 @@
-"""Copy the compatibility matrix of the last browser run (e2e/results/matrix.md) into README.md's support table."""
+"""Copy the compatibility matrix of the last browser run (e2e/results/matrix.md) into docs/support.md."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ def main() -> int:
     if not matrix.is_file():
         print("support_table: no e2e/results/matrix.md: run the browser tests first (bash scripts/test-all.sh)")
         return 2
-    readme = ROOT / "README.md"
+    readme = ROOT / "docs" / "support.md"
     text = readme.read_text(encoding="utf-8")
     if START not in text or END not in text:
-        print(f"support_table: README.md lacks the {START} ... {END} markers")
+        print(f"support_table: docs/support.md lacks the {START} ... {END} markers")
         return 2
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     readme.write_text(f"{head}{START}\n{matrix.read_text(encoding='utf-8').strip()}\n{END}{tail}", encoding="utf-8")
-    print("support_table: README.md updated from e2e/results/matrix.md")
+    print("support_table: docs/support.md updated from e2e/results/matrix.md")
     return 0
 
 

@@ -33,6 +33,7 @@
 (() => {
   const HANDOFF = 'cb-handoff='; // the fragment parameter that carries a handoff code
   const contexts = []; // one per provider that loaded this script
+  let arrival; // the bridge's answer to this page's handoff code, read once for every provider on the page
 
   // The provider found a handoff code in the fragment (#cb-handoff=CODE) and is redeeming it. The code leaves the
   // address bar now, so that it is not bookmarked or shared.
@@ -188,8 +189,8 @@
       // cookie name, or why not.
       async handoff(until) {
         if (!context.arrival) return;
-        const answer = await Promise.race([context.arrival.then(response => reply(context, response),
-          () => context.failed('unreachable')), new Promise(resolve => setTimeout(resolve, until - Date.now()))]);
+        arrival ||= context.arrival.then(response => reply(context, response)).catch(() => context.failed('unreachable'));
+        const answer = await Promise.race([arrival, new Promise(resolve => setTimeout(resolve, until - Date.now()))]);
         return answer && answer.ok ? answer.value.name === name &&
           { ok: true, value: answer.value.value, from: answer.value.from } : answer;
       },

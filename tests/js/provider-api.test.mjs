@@ -115,3 +115,22 @@ test('navigate() without a code goes by location, not by a link the script would
   await page.mechanisms.navigate(THERE + '/shop');
   assert.deepEqual(assigned, [THERE + '/shop']);
 });
+
+test('two providers on a page read the one redemption answer: neither rejects, each gets its own cookie', async () => {
+  const page = loadPage();
+  let reads = 0;
+  const response = { ok: true, status: 200, json: async () => {
+    if (reads++) throw new TypeError('body stream already read');
+    return { name: 'session', value: 'restored', from: HERE };
+  } };
+  const context = name => ({
+    p: {}, o: {}, name, url: new URL(BRIDGE + '/iframe.html'), timeout: 1000, info: () => ({}),
+    fail: (operation, error, result) => result, read: () => null, failed: error => ({ ok: false, error }),
+    arrival: Promise.resolve(response),
+  });
+  const first = page.window.CookieProvider.api(context('session'));
+  const second = page.window.CookieProvider.api(context('other-cookie'));
+  const until = Date.now() + 1000;
+  assert.deepEqual(JSON.parse(JSON.stringify(await first.handoff(until))), { ok: true, value: 'restored', from: HERE });
+  assert.equal(await second.handoff(until), false); // another cookie name: not this provider's session
+});

@@ -25,12 +25,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process = subprocess.Popen([sys.executable, "-m", "cookiebridge", "demo", "--port", str(port)],
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_until_healthy(f"https://127.0.0.1:{port}", process)
+        try:
+            wait_until_healthy(f"https://127.0.0.1:{port}", process)
+        except RuntimeError as exited:
+            raise RuntimeError(f"{exited}; its output: {log.read_text()[-2000:]}") from None
         assert "domain-b: https://127.0.0.3:" in log.read_text()
         yield f"{port}"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=15)
 
 
 @pytest.mark.scenario("cookiebridge demo: chat started on domain-a continues on domain-b")

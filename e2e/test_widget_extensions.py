@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from e2e.conftest import COOKIE, Topology, wait_saved_in_iframe
+from e2e.conftest import COOKIE, Topology
 from e2e.drivers import Session
 from e2e.matrix import observe
 from e2e.widget import FORM, TRANSCRIPT, ChatWidget
@@ -45,6 +45,14 @@ CXBus.subscribe('WebChatService.messageReceived', (e) => {
 });
 return true;"""
 NOTICES = "document.querySelectorAll('.cx-webchat .cx-transcript .cx-message.cx-injected')"
+# Until the bridge's iframe cookie holds this chat's token. Not the exact value: the widget rewrites the cookie after
+# every message it processes (messageIndex changes), and a restore reads only the token.
+CHAT_IN_IFRAME = """(async () => {
+  const p = cookieProvider, raw = document.cookie.split('; ').find(c => c.startsWith(p.name + '='));
+  const token = (value) => { try { return JSON.parse(decodeURIComponent(value)).token || null; } catch (e) { return null; } };
+  const saved = (await p.request({op: 'get', name: p.name})).value;
+  return !!raw && !!saved && token(saved) !== null && token(saved) === token(raw.slice(p.name.length + 1));
+})()"""
 NO_SESSION = """(async () => {
   let d = null;
   try { d = await CXBus.command('WebChatService.getSessionData'); } catch (rejected) { /* no chat service */ }
@@ -176,7 +184,7 @@ def test_an_ended_chat_is_removed_from_the_bridge(request, browser: Session, top
     chat = open_finalizer(browser, topology.site_a)
     chat.start()
     if combo[1] == "third-party-allowed":  # only there does the iframe's cookie carry the chat (browsers.md)
-        wait_saved_in_iframe(browser, "cookieProvider")
+        browser.wait_for(CHAT_IN_IFRAME)
     # Each removeCookie() call, and whether the finalizer made it (the provider's cookie follower may call it too,
     # once the widget's own state cookie has gone).
     browser.evaluate("""
@@ -204,6 +212,34 @@ def test_an_ended_chat_is_removed_from_the_bridge(request, browser: Session, top
         assert browser.evaluate(f"return document.cookie.includes({COOKIE!r} + '=');") is False
         no_errors(browser)
     observe(request.node, "removeCookie() = true; B: fresh chat")
+
+
+@pytest.mark.scenario("finalizer: server-ended chat → no event; the provider forgets it, a new chat gets its notice")
+def test_a_chat_the_server_ended_is_forgotten_without_an_event(request, browser: Session, topology: Topology,
+                                                              combo: tuple[str, str]) -> None:
+    chat = open_finalizer(browser, topology.site_a)
+    session = chat.start()
+    if combo[1] == "third-party-allowed":
+        browser.wait_for(CHAT_IN_IFRAME)
+    agent(chat, session, "Finalizing")
+    chat.agent(session, end=True)  # the agent closes the chat: the widget learns it from a poll, silently
+    browser.wait_for(NO_SESSION, timeout=15)
+    # The cookie provider follows the widget's state cookie: the session goes, here and in the bridge.
+    began = time.monotonic()
+    browser.wait_for(f"""(async () => !document.cookie.split('; ').some(c => c.startsWith({COOKIE!r} + '='))
+        && (await cookieProvider.request({{op: 'get', name: cookieProvider.name}})).value == null)()""", timeout=5)
+    forgotten = time.monotonic() - began
+    assert not {"WebChatService.ended", "WebChatService.sessionLost"} & set(bus_events(browser))
+    browser.goto(topology.site_a + "/finalizer.html")  # a new chat on the same page and tab
+    browser.evaluate(RECORD_BUS)
+    assert chat.arrive() == FORM
+    assert chat.error() is None
+    fresh = chat.start()
+    assert fresh != session
+    agent(chat, fresh, "Finalizing")
+    assert notices(browser) == [NOTICE]
+    no_errors(browser)
+    observe(request.node, f"no event; forgotten {forgotten:.1f} s after the widget; new chat: 1 notice")
 
 
 # -- Web Engagement -------------------------------------------------------------------------------------------

@@ -20,10 +20,11 @@ from starlette.routing import Route
 
 from . import metrics
 from .config import Settings
-from .errors import (INTERNAL_ERROR, BadRequest, BridgeError, Forbidden, Gone, OverBudget, PayloadTooLarge,
-                     TooManyRequests, Unavailable, log_internal_error)
+from .errors import (BAD_DESTINATION, BAD_JSON, BAD_VALUE, IDENTITY_DISABLED, INTERNAL, INTERNAL_ERROR,
+                     NAME_NOT_ALLOWED, OVER_BUDGET, RATE_LIMITED, TOO_LARGE, UNTRUSTED_ORIGIN, USED, BridgeError,
+                     log_internal_error)
 from .handoff import HandoffCodes
-from .identity import IdentityError, is_text, verify_identity
+from .identity import is_text, verify_identity
 from .limits import SHED_LOG
 from .stores import Store, StoreUnavailable
 
@@ -73,21 +74,21 @@ class LocalCounters:
 async def read_json(request: Request) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared and (not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY):
-        raise PayloadTooLarge(f"request body over {MAX_BODY} bytes")
+        raise BridgeError(TOO_LARGE, f"request body over {MAX_BODY} bytes")
     body = bytearray()
     try:
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
-                raise PayloadTooLarge(f"request body over {MAX_BODY} bytes")
+                raise BridgeError(TOO_LARGE, f"request body over {MAX_BODY} bytes")
     except ClientDisconnect:  # nobody reads the answer; without this, every hang-up logs an ERROR and a traceback
-        raise BadRequest("the client disconnected before sending the whole body", "bad-json") from None
+        raise BridgeError(BAD_JSON, "the client disconnected before sending the whole body") from None
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: thousands of nested [ or {
-        raise BadRequest("request body must be a JSON object", "bad-json") from None
+        raise BridgeError(BAD_JSON, "request body must be a JSON object") from None
     if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object", "bad-json")
+        raise BridgeError(BAD_JSON, "request body must be a JSON object")
     return data
 
 
@@ -114,7 +115,8 @@ class Api:
         except StoreUnavailable:
             count = self.local.hit(key, 60)
         if count > limit:
-            raise TooManyRequests(f"more than {limit} {bucket} requests a minute from this address; retry later")
+            raise BridgeError(RATE_LIMITED, f"more than {limit} {bucket} requests a minute from this address; retry "
+                              "later")
 
     async def _spend_handoff_budget(self, origin: str, size: int) -> None:
         """Count a new record against the live-bytes budgets (fixed windows of handoff_ttl: what was issued in
@@ -122,11 +124,12 @@ class Api:
         ttl, settings = self.codes.ttl, self.settings
         mine = await self.store.hit("hb:o:" + hashlib.sha256(origin.encode()).hexdigest()[:32], ttl, size)
         if mine > settings.handoff_budget_per_origin:
-            raise OverBudget(f"handoff records issued by {origin} in the last {ttl} s passed handoff_budget_per_origin "
-                             f"({settings.handoff_budget_per_origin} bytes); retry later")
+            raise BridgeError(OVER_BUDGET, f"handoff records issued by {origin} in the last {ttl} s passed "
+                              f"handoff_budget_per_origin ({settings.handoff_budget_per_origin} bytes); retry later",
+                              retry_after=ttl)
         if await self.store.hit("hb:all", ttl, size) > settings.handoff_budget:
-            raise OverBudget(f"handoff records issued in the last {ttl} s passed handoff_budget "
-                             f"({settings.handoff_budget} bytes); retry later")
+            raise BridgeError(OVER_BUDGET, f"handoff records issued in the last {ttl} s passed handoff_budget "
+                              f"({settings.handoff_budget} bytes); retry later", retry_after=ttl)
 
     def endpoint(self, name: str, bucket: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         latency = metrics.LATENCY.labels(name)
@@ -149,28 +152,24 @@ class Api:
         headers = self._cors(origin)
         try:
             if origin not in self.trusted:
-                raise Forbidden(f"origin {origin!r} is not a trusted origin of this bridge", "untrusted-origin")
+                raise BridgeError(UNTRUSTED_ORIGIN, f"origin {origin!r} is not a trusted origin of this bridge")
             await self._limit(request, bucket, self.settings.rate_limit)
             result = await handler(await read_json(request), origin)
-        except OverBudget as error:
-            SHED_LOG.note("over-budget", error.message)
-            return JSONResponse(error.to_json(), status_code=error.status,
-                                headers={**headers, "Retry-After": str(self.codes.ttl)}), error.code, None
-        except BridgeError as error:
+        except BridgeError as error:  # StoreUnavailable too: logged once per incident by health.MeteredStore
+            if error.error is OVER_BUDGET:
+                SHED_LOG.note("over-budget", error.message)
+            if error.retry_after is not None:
+                headers["Retry-After"] = str(error.retry_after)
             return JSONResponse(error.to_json(), status_code=error.status, headers=headers), error.code, None
-        except StoreUnavailable:  # logged once per incident by health.MeteredStore
-            unavailable = Unavailable("the bridge's store is unavailable; try again shortly")
-            return JSONResponse(unavailable.to_json(), status_code=503,
-                                headers={**headers, "Retry-After": "5"}), unavailable.code, None
         except Exception as error:  # a bug: one log line, and an answer the provider can read
             log_internal_error(request.method, request.url.path, error)
-            return JSONResponse(INTERNAL_ERROR, status_code=500, headers=headers), "internal", None
+            return JSONResponse(INTERNAL_ERROR, status_code=INTERNAL.status, headers=headers), INTERNAL.code, None
         return JSONResponse(result, headers=headers), "ok", result
 
     async def preflight(self, request: Request) -> Response:
         origin = request.headers.get("origin")
         if origin not in self.trusted:
-            return Response(status_code=403, headers=self._cors(origin))
+            return Response(status_code=UNTRUSTED_ORIGIN.status, headers=self._cors(origin))
         headers = {**self._cors(origin), "Access-Control-Allow-Methods": "POST",
                    "Access-Control-Allow-Headers": "content-type", "Access-Control-Max-Age": "600"}
         return Response(status_code=204, headers=headers)
@@ -179,36 +178,33 @@ class Api:
     def _name(self, data: dict[str, Any]) -> str:
         name = data.get("name")
         if name not in self.settings.cookie_names:
-            raise Forbidden(f"cookie name {name!r} is not in the bridge's cookie_names", "name-not-allowed")
+            raise BridgeError(NAME_NOT_ALLOWED, f"cookie name {name!r} is not in the bridge's cookie_names")
         return str(name)
 
     @staticmethod
     def _value(data: dict[str, Any]) -> str:
         value = data.get("value")
         if not isinstance(value, str) or not value:
-            raise BadRequest("'value' must be a non-empty string", "bad-value")
+            raise BridgeError(BAD_VALUE, "'value' must be a non-empty string")
         if not value.isascii() and not is_text(value):
-            raise BadRequest("'value' must be valid Unicode text (it holds a lone surrogate)", "bad-value")
+            raise BridgeError(BAD_VALUE, "'value' must be valid Unicode text (it holds a lone surrogate)")
         if len(value.encode("utf-8")) > MAX_VALUE:
-            raise PayloadTooLarge(f"'value' is over {MAX_VALUE} bytes", "too-large")
+            raise BridgeError(TOO_LARGE, f"'value' is over {MAX_VALUE} bytes")
         return value
 
     def _subject(self, data: dict[str, Any]) -> str:
         if not self.settings.identity_secret:
-            raise Forbidden("signed identity is not enabled on this bridge (set identity_secret)", "identity-disabled")
-        try:
-            keys = [self.settings.identity_secret, *self.settings.previous_identity_secrets]
-            return verify_identity(data.get("token"), keys, audience=self.settings.identity_audience,
-                                   max_ttl=self.settings.identity_max_ttl)
-        except IdentityError as error:
-            raise Forbidden(str(error), error.code) from None
+            raise BridgeError(IDENTITY_DISABLED, "signed identity is not enabled on this bridge (set identity_secret)")
+        keys = [self.settings.identity_secret, *self.settings.previous_identity_secrets]
+        return verify_identity(data.get("token"), keys, audience=self.settings.identity_audience,
+                               max_ttl=self.settings.identity_max_ttl)  # IdentityError: a BridgeError
 
     # --- handlers ----------------------------------------------------------------------------------------
     async def issue_handoff(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
         name, value = self._name(data), self._value(data)
         destination = data.get("destination")
         if not isinstance(destination, str) or destination not in self.trusted or destination == origin:
-            raise Forbidden(f"destination {destination!r} is not another trusted origin", "bad-destination")
+            raise BridgeError(BAD_DESTINATION, f"destination {destination!r} is not another trusted origin")
         code, ident = self.codes.issue(destination, origin)
         record = json.dumps({"name": name, "value": value, "from": origin}).encode("utf-8")
         await self._spend_handoff_budget(origin, len(record) + RECORD_OVERHEAD)
@@ -220,7 +216,7 @@ class Api:
                                 gate=self.settings.handoff_referrer_gate)
         record = await self.store.take(f"handoff:{ident}")
         if record is None:
-            raise Gone("handoff code was already used or has expired", "used")
+            raise BridgeError(USED, "handoff code was already used or has expired")
         stored = json.loads(record)
         return {"name": stored["name"], "value": stored["value"], "from": stored["from"]}
 
@@ -259,7 +255,7 @@ class Api:
 def _count(endpoint: str, bucket: str, outcome: str, result: dict[str, Any] | None) -> None:
     """The business counters of one API answer. Labels are endpoint names and error codes only (metrics.label)."""
     reason = metrics.label(outcome, metrics.ERROR_CODES)
-    if outcome == "rate-limited":
+    if outcome == RATE_LIMITED.code:
         metrics.RATE_LIMITED.labels(bucket).inc()
     if endpoint in ("handoff", "handoff_redeem"):
         operation = "issue" if endpoint == "handoff" else "redeem"

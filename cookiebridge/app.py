@@ -19,7 +19,7 @@ from . import __version__
 from .assets import Asset, build_assets, etag_of
 from .api import Api
 from .config import Settings, load_settings
-from .errors import INTERNAL_ERROR, log_internal_error
+from .errors import INTERNAL, INTERNAL_ERROR, METHOD_NOT_ALLOWED, NOT_FOUND, BridgeError, log_internal_error
 from .handoff import HandoffCodes
 from .health import Incidents, MeteredStore, Readiness
 from .logs import AccessLog
@@ -173,17 +173,18 @@ def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": "not-found", "message": f"no such resource: {request.url.path}"}, status_code=404)
+    error = BridgeError(NOT_FOUND, f"no such resource: {request.url.path}")
+    return JSONResponse(error.to_json(), status_code=error.status)
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
-    return JSONResponse(INTERNAL_ERROR, status_code=500, headers={"Cache-Control": "no-store"})
+    return JSONResponse(INTERNAL_ERROR, status_code=INTERNAL.status, headers={"Cache-Control": "no-store"})
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
     allow = getattr(exc, "headers", None) or {}
-    message = f"{request.method} is not allowed on {request.url.path}"
-    return JSONResponse({"error": "method-not-allowed", "message": message}, status_code=405, headers=allow)
+    error = BridgeError(METHOD_NOT_ALLOWED, f"{request.method} is not allowed on {request.url.path}")
+    return JSONResponse(error.to_json(), status_code=error.status, headers=allow)
 
 
 def prepare_files(assets: list[Asset]) -> dict[str, PreparedFile]:

@@ -20,7 +20,7 @@ from typing import Sequence
 from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
-from .errors import BadRequest, Forbidden, Gone
+from .errors import BAD_CODE, EXPIRED, FORGED, UNTRUSTED_REFERRER, WRONG_DESTINATION, BridgeError
 
 SALT = "cookiebridge.handoff.v1"
 MAX_CODE_LENGTH = 512
@@ -60,18 +60,18 @@ class HandoffCodes:
         """Return the store id of a code presented by `origin` on a page whose `document.referrer` is `referrer`,
         or raise the error to answer with. With `gate`, the referrer must be the site that issued the code."""
         if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_LENGTH:
-            raise BadRequest("'code' must be the handoff code string from the link", "bad-code")
+            raise BridgeError(BAD_CODE, "'code' must be the handoff code string from the link")
         if not is_canonical(code):
-            raise Forbidden("handoff code is not one this bridge issued", "forged")
+            raise BridgeError(FORGED, "handoff code is not one this bridge issued")
         try:
             ident, destination, source = self._serializer.loads(code, max_age=self.ttl)
         except SignatureExpired:
-            raise Gone("handoff code has expired", "expired") from None
+            raise BridgeError(EXPIRED, "handoff code has expired") from None
         except (BadSignature, ValueError, TypeError):
-            raise Forbidden("handoff code is not one this bridge issued", "forged") from None
+            raise BridgeError(FORGED, "handoff code is not one this bridge issued") from None
         if destination != origin:
-            raise Forbidden(f"handoff code was issued for {destination}, not {origin}", "wrong-destination")
+            raise BridgeError(WRONG_DESTINATION, f"handoff code was issued for {destination}, not {origin}")
         if gate and referrer_origin(referrer) != source:
-            raise Forbidden(f"handoff code was issued by {source}, and this page did not come from there (referrer "
-                            f"{referrer_origin(referrer) or 'none'}): a planted link restores nothing", "untrusted-referrer")
+            raise BridgeError(UNTRUSTED_REFERRER, f"handoff code was issued by {source}, and this page did not come from "
+                              f"there (referrer {referrer_origin(referrer) or 'none'}): a planted link restores nothing")
         return str(ident)

@@ -16,18 +16,17 @@ import math
 import time
 from typing import Any, Iterable
 
+from .errors import (BAD_SIGNATURE, MALFORMED, NOT_YET_VALID, TOKEN_EXPIRED, UNSUPPORTED_ALGORITHM, WRONG_AUDIENCE,
+                     BridgeError)
+
 MAX_TOKEN_LENGTH = 4096
 MAX_SUBJECT_LENGTH = 256
 DEFAULT_MAX_TTL = 24 * 3600
+TOKEN_ERRORS = (MALFORMED, UNSUPPORTED_ALGORITHM, BAD_SIGNATURE, TOKEN_EXPIRED, NOT_YET_VALID, WRONG_AUDIENCE)
 
 
-class IdentityError(ValueError):
-    """A token that cannot be accepted; `code` is one of malformed, unsupported-algorithm, bad-signature,
-    expired, not-yet-valid, wrong-audience."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class IdentityError(BridgeError, ValueError):
+    """A token that cannot be accepted: one of TOKEN_ERRORS and a message saying why."""
 
 
 def _b64encode(data: bytes) -> str:
@@ -36,13 +35,13 @@ def _b64encode(data: bytes) -> str:
 
 def _b64decode(text: str) -> bytes:
     if not text or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in text):
-        raise IdentityError("malformed", "identity token is not three base64url parts separated by dots")
+        raise IdentityError(MALFORMED, "identity token is not three base64url parts separated by dots")
     try:
         data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except binascii.Error:  # a length of 4n+1 is no base64 at all
-        raise IdentityError("malformed", "identity token is not three base64url parts separated by dots") from None
+        raise IdentityError(MALFORMED, "identity token is not three base64url parts separated by dots") from None
     if _b64encode(data) != text:  # unused low bits set: another spelling of the same bytes, which no signer writes
-        raise IdentityError("malformed", "identity token part is not in canonical base64url (unused bits set)")
+        raise IdentityError(MALFORMED, "identity token part is not in canonical base64url (unused bits set)")
     return data
 
 
@@ -52,7 +51,7 @@ def _time_claim(claims: dict[str, Any], name: str, required: bool = False) -> fl
     if value is None and not required and name not in claims:
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise IdentityError("malformed", f"identity token claim {name!r} must be a unix time (a finite number)")
+        raise IdentityError(MALFORMED, f"identity token claim {name!r} must be a unix time (a finite number)")
     return float(value)
 
 
@@ -75,9 +74,9 @@ def _json_part(text: str) -> dict[str, Any]:
     try:
         value = json.loads(_b64decode(text))
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
-        raise IdentityError("malformed", "identity token part is not base64url-encoded JSON") from None
+        raise IdentityError(MALFORMED, "identity token part is not base64url-encoded JSON") from None
     if not isinstance(value, dict):
-        raise IdentityError("malformed", "identity token part is not a JSON object")
+        raise IdentityError(MALFORMED, "identity token part is not a JSON object")
     return value
 
 
@@ -95,35 +94,35 @@ def verify_identity(token: Any, secrets: Iterable[str | bytes], *, audience: str
     """Return the verified subject, or raise IdentityError. `secrets`: the current key first, then old ones.
     `max_ttl`: the longest validity accepted, counted from now, whatever `exp` says."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2 or not token.isascii():
-        raise IdentityError("malformed", "identity token is not three base64url parts separated by dots")
+        raise IdentityError(MALFORMED, "identity token is not three base64url parts separated by dots")
     header_part, payload_part, signature_part = token.split(".")
     header = _json_part(header_part)
     if header.get("alg") != "HS256":
-        raise IdentityError("unsupported-algorithm", f"identity token algorithm {header.get('alg')!r}: only HS256")
+        raise IdentityError(UNSUPPORTED_ALGORITHM, f"identity token algorithm {header.get('alg')!r}: only HS256")
     if "crit" in header:  # RFC 7515 4.1.11: extensions the verifier does not understand must be refused
-        raise IdentityError("malformed", "identity token header lists 'crit' extensions; this bridge supports none")
+        raise IdentityError(MALFORMED, "identity token header lists 'crit' extensions; this bridge supports none")
     signature = _b64decode(signature_part)
     signed = f"{header_part}.{payload_part}".encode("ascii")
     if not any(hmac.compare_digest(hmac.new(_key(s), signed, hashlib.sha256).digest(), signature) for s in secrets):
-        raise IdentityError("bad-signature", "identity token signature does not match the configured identity key")
+        raise IdentityError(BAD_SIGNATURE, "identity token signature does not match the configured identity key")
     claims = _json_part(payload_part)
     current = time.time() if now is None else now
     subject = claims.get("sub")
     if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH or not is_text(subject):
-        raise IdentityError("malformed", f"identity token needs a 'sub' string of 1-{MAX_SUBJECT_LENGTH} characters")
+        raise IdentityError(MALFORMED, f"identity token needs a 'sub' string of 1-{MAX_SUBJECT_LENGTH} characters")
     expires = _time_claim(claims, "exp", required=True)
     if current > expires + leeway:
-        raise IdentityError("expired", "identity token has expired: have the site's backend issue a fresh one")
+        raise IdentityError(TOKEN_EXPIRED, "identity token has expired: have the site's backend issue a fresh one")
     if expires > current + max_ttl + leeway:
-        raise IdentityError("malformed", f"identity token 'exp' lies more than {max_ttl:g} s ahead "
+        raise IdentityError(MALFORMED, f"identity token 'exp' lies more than {max_ttl:g} s ahead "
                             "(identity_max_ttl): have the backend sign tokens with a shorter lifetime")
     not_before, issued = _time_claim(claims, "nbf"), _time_claim(claims, "iat")
     if not_before is not None and current + leeway < not_before:
-        raise IdentityError("not-yet-valid", "identity token is not valid yet (nbf): check the backend's clock")
+        raise IdentityError(NOT_YET_VALID, "identity token is not valid yet (nbf): check the backend's clock")
     if issued is not None and current + leeway < issued:
-        raise IdentityError("not-yet-valid", "identity token was issued in the future (iat): check the backend's clock")
+        raise IdentityError(NOT_YET_VALID, "identity token was issued in the future (iat): check the backend's clock")
     audiences = claims.get("aud")
     audiences = [audiences] if isinstance(audiences, str) else audiences
     if not isinstance(audiences, list) or audience not in audiences:
-        raise IdentityError("wrong-audience", f"identity token audience must include {audience!r}")
+        raise IdentityError(WRONG_AUDIENCE, f"identity token audience must include {audience!r}")
     return subject

@@ -22,6 +22,8 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
+from .errors import UNAVAILABLE, BridgeError
+
 T = TypeVar("T")
 
 MAX_KEY_LENGTH = 200
@@ -35,8 +37,13 @@ class StoreError(Exception):
     """A store operation failed."""
 
 
-class StoreUnavailable(StoreError):
-    """The backend is down, read-only or full; worth retrying later (the API answers 503)."""
+class StoreUnavailable(StoreError, BridgeError):
+    """The backend is down, read-only or full; worth retrying later. The API answers 503 unavailable with a message
+    of its own: `str()` of the error names the store (for the log), which clients are not told."""
+
+    def __init__(self, detail: str) -> None:
+        BridgeError.__init__(self, UNAVAILABLE, "the bridge's store is unavailable; try again shortly", retry_after=5)
+        self.args = (detail,)
 
 
 @runtime_checkable

@@ -159,7 +159,7 @@ def test_identity_keeps_the_session_on_every_trusted_site_until_removed(api: Tes
     ("bad", "error"),
     [
         (token(key="wrong-key-0123456789abcdef"), "bad-signature"),
-        (token(ttl=-120), "expired"),
+        (token(ttl=-120), "token-expired"),
         (token(audience="another-bridge"), "wrong-audience"),
         ("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "unsupported-algorithm"),
     ],

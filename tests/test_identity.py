@@ -47,7 +47,7 @@ def test_previous_keys_still_verify_during_rotation() -> None:
     [
         (VECTOR[:-2] + ("AA" if not VECTOR.endswith("AA") else "BB"), "bad-signature"),
         (sign_identity("customer-42", "another-key-0123456789", now=NOW), "bad-signature"),
-        (sign_identity("customer-42", KEY, now=NOW - 7200, ttl=3600), "expired"),
+        (sign_identity("customer-42", KEY, now=NOW - 7200, ttl=3600), "token-expired"),
         (sign_identity("customer-42", KEY, audience="someone-else", now=NOW), "wrong-audience"),
         (handmade({"alg": "none", "typ": "JWT"}, {"sub": "x", "aud": "cookiebridge", "exp": NOW + 60}), "unsupported-algorithm"),
         (b64({"alg": "none"}) + "." + b64({"sub": "x", "aud": "cookiebridge", "exp": NOW + 60}) + ".", "unsupported-algorithm"),

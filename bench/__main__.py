@@ -13,11 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench import browser, handoff, sizes, throughput  # noqa: E402
+from bench import browser, handoff, sizes, throughput
 
 BENCHMARKS = {
     "sizes": (sizes.main, [], []),

@@ -50,12 +50,12 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import HTMLResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from bench.common import free_port, median, percentile, print_machine  # noqa: E402
+from bench.common import median, percentile, print_machine  # noqa: E402
 from cookiebridge.devcerts import Certs, make_certificates  # noqa: E402
 from e2e import drivers  # noqa: E402
 from cookiebridge.demo import https_server  # noqa: E402
 from e2e.servers import ServerThread  # noqa: E402
-from tests.processes import BridgeProcess  # noqa: E402
+from testsupport import BridgeProcess, free_port  # noqa: E402
 
 COOKIE = "customer-defined-session-cookie"
 SECRET = "browser-bench-secret-0123456789"

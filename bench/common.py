@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: ports, waiting for servers, statistics, machine facts, wrk output."""
+"""Helpers shared by the benchmarks: waiting for servers, statistics, machine facts, wrk output. Ports, processes and
+servers come from testsupport; run the benchmarks from the repository root as `python -m bench.NAME`."""
 
 from __future__ import annotations
 
@@ -7,29 +8,21 @@ import os
 import platform
 import re
 import shutil
-import socket
-import ssl
 import statistics
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from testsupport import loopback_client_context
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # so `python bench/x.py` finds the cookiebridge package of this checkout
-    sys.path.insert(0, str(ROOT))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_http(url: str, timeout: float = 20.0) -> None:
-    context = ssl._create_unverified_context()  # loopback test certificates only
+    """Until `url` answers at all (any HTTP status); TimeoutError after `timeout` seconds."""
+    context = loopback_client_context()
     deadline = time.monotonic() + timeout
     while True:
         try:

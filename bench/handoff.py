@@ -1,7 +1,7 @@
 """Handoff codes through the real `cookiebridge serve` process: issue (site A) + redeem (site B) pairs per second on
 SQLite and on Redis, with p50/p99 latency of a pair and of each call.
 
-    python bench/handoff.py [--seconds 10] [--concurrency 16] [--stores sqlite,redis]
+    python -m bench.handoff [--seconds 10] [--concurrency 16] [--stores sqlite,redis]
 
 One `serve` worker per store (rate limit raised out of the way; every request still counts against it in the
 store, as in production), plain HTTP on loopback, access log off. The load generator is a small asyncio HTTP/1.1
@@ -24,10 +24,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import ROOT, free_port, percentile, print_machine, wait_for_http  # noqa: E402
-from tests.redis_server import RedisServer, find_redis_server  # noqa: E402
+from bench.common import ROOT, percentile, print_machine, wait_for_http
+from testsupport import RedisServer, find_redis_server, free_port
 
 SITE_A, SITE_B = "https://www.domain-a.com", "https://shop.domain-b.co.uk"
 COOKIE = "customer-defined-session-cookie"

@@ -2,8 +2,8 @@
 connections open (slowloris), for `serve` before the fix (a git ref, extracted to a temp dir) and after (this
 tree), in one run; then requests/s of both, of the same app on uvicorn's h11 with its size limit, and of nginx.
 
-    python bench/hardening.py                  # before = 95c2f27 (the commit issue 17 was measured on)
-    python bench/hardening.py --before HEAD~3
+    python -m bench.hardening                  # before = 95c2f27 (the commit issue 17 was measured on)
+    python -m bench.hardening --before HEAD~3
 
 Bounded: every attack lasts --attack-seconds (default 12, past the 10 s read deadlines), loopback only; the throughput part is
 --rounds x --seconds per server (default 2 x 3 s). Each server runs with RLIMIT_NOFILE 1024, the systemd default.
@@ -25,12 +25,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import ROOT, free_port, median, percentile, print_machine, stop_process, wait_for_http  # noqa: E402
-from bench.throughput import nginx_config, run_wrk  # noqa: E402
-from cookiebridge.build import build  # noqa: E402
-from cookiebridge.config import load_settings  # noqa: E402
+from bench.common import ROOT, median, percentile, print_machine, stop_process, wait_for_http
+from bench.throughput import nginx_config, run_wrk
+from cookiebridge.build import build
+from testsupport import free_port, make_settings
 
 SECRET = "hardening-bench-key-Hj8kL2mN5pQ9rS3tV6wX"
 ORIGINS = ["https://www.domain-a.com", "https://shop.domain-b.co.uk"]
@@ -197,8 +195,7 @@ def attack(name: str, tree: Path, work: Path, seconds: float) -> None:
 def throughput(trees: dict[str, Path], work: Path, seconds: int, rounds: int, connections: int) -> None:
     out = work / "static"
     nginx_port = free_port()
-    build(load_settings(environ={}, flags={"trusted_origins": ORIGINS, "secret_key": SECRET}), out,
-          f"http://127.0.0.1:{nginx_port}/", api=True)
+    build(make_settings(trusted_origins=ORIGINS, secret_key=SECRET), out, f"http://127.0.0.1:{nginx_port}/", api=True)
     nginx = subprocess.Popen(["nginx", "-c", str(nginx_config(work, out, nginx_port))],
                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     servers = {"nginx": (nginx, nginx_port)}

@@ -1,7 +1,7 @@
 """Load: a mix of page, script and handoff traffic against `cookiebridge serve` for a minute, then the same against
 two `serve` processes sharing one Redis. Loopback only, bounded in time.
 
-    python bench/load.py [--seconds 60] [--connections 32] [--warm-up 10] [--only sqlite|redis] [--json FILE]
+    python -m bench.load [--seconds 60] [--connections 32] [--warm-up 10] [--only sqlite|redis] [--json FILE]
 
 Needs wrk (Debian: apt-get install -y wrk) and, for the Redis part, redis-server. Each wrk connection runs a
 Lua script that picks, per request: GET /iframe.html (30 %), GET /cookie-provider.min.js (25 %, as browsers ask,
@@ -30,12 +30,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import ROOT, free_port, print_machine, stop_process as stop, wait_for_http  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "tests"))
-from redis_server import RedisServer, find_redis_server  # noqa: E402
+from bench.common import ROOT, print_machine, stop_process as stop, wait_for_http
+from testsupport import RedisServer, find_redis_server, free_port
 
 A, B = "https://domain-a.example", "https://domain-b.example"
 NAME = "customer-defined-session-cookie"

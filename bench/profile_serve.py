@@ -1,6 +1,6 @@
 """Where does `cookiebridge serve` spend its time on a static file? cProfile around the server while wrk loads it.
 
-    python bench/profile_serve.py [--path /iframe.html] [--seconds 6] [--top 25]
+    python -m bench.profile_serve [--path /iframe.html] [--seconds 6] [--top 25]
 
 Runs the app exactly as `serve` builds it (create_app, uvicorn with httptools/uvloop, no server header, access
 log off as in the throughput benchmark) in this process under cProfile, points `wrk` at one path, and prints the
@@ -22,9 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import free_port, wait_for_http  # noqa: E402
+from bench.common import wait_for_http
+from testsupport import free_port, make_settings, sqlite_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,12 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from cookiebridge.app import create_app
-    from cookiebridge.config import load_settings
 
     work = Path(tempfile.mkdtemp(prefix="cookiebridge-profile-"))
-    settings = load_settings(environ={}, flags={
-        "trusted_origins": ["https://domain-a.example", "https://domain-b.example"],
-        "secret_key": "profile-secret-0123456789", "store": f"sqlite:///{work / 'bridge.db'}"})
+    settings = make_settings(trusted_origins=["https://domain-a.example", "https://domain-b.example"],
+                             secret_key="profile-secret-0123456789", store=sqlite_url(work))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, server_header=False, proxy_headers=False))

@@ -1,6 +1,6 @@
 """Bytes every visitor pays: each served file as source, minified, gzipped and brotli'd, against the budgets.
 
-    python bench/sizes.py
+    python -m bench.sizes
 
 The gzip and brotli figures are the precompressed copies `serve` sends and `build` writes (Asset.encodings);
 tests/test_size_budget.py enforces the same budgets.
@@ -8,15 +8,11 @@ tests/test_size_budget.py enforces the same budgets.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import print_machine  # noqa: E402
-from cookiebridge.assets import build_assets  # noqa: E402
-from cookiebridge.resources import resource_dir  # noqa: E402
-from tests.test_size_budget import API_SCRIPT_BUDGET, COOKIES, IFRAME_BUDGET, ORIGINS, PROVIDER_BUDGET  # noqa: E402
+from bench.common import print_machine
+from cookiebridge.assets import build_assets
+from cookiebridge.resources import resource_dir
+from testsupport.budgets import API_SCRIPT_BUDGET, COOKIES, IFRAME_BUDGET, ORIGINS, PROVIDER_BUDGET
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Static files from `cookiebridge serve` versus nginx serving the `cookiebridge build` output, same machine, same
 run, same load tool, one worker each.
 
-    python bench/throughput.py [--seconds 5] [--connections 32] [--rounds 3]
+    python -m bench.throughput [--seconds 5] [--connections 32] [--rounds 3]
 
 Needs `wrk` and `nginx` (Debian: apt-get install -y wrk nginx). Both servers get the same files (`build --with-api`
 makes the iframe page `serve` renders), plain HTTP on loopback, access logs off (`serve --log-level warning`, nginx
@@ -23,11 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import ROOT, free_port, median, parse_wrk, print_machine, stop_process, wait_for_http  # noqa: E402
-from cookiebridge.build import build  # noqa: E402
-from cookiebridge.config import load_settings  # noqa: E402
+from bench.common import ROOT, median, parse_wrk, print_machine, stop_process, wait_for_http
+from cookiebridge.build import build
+from testsupport import free_port, make_settings
 
 TARGET_RATIO = 0.35
 PATHS = ("/iframe.html", "/cookie-provider.min.js")
@@ -77,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_port, nginx_port = free_port(), free_port()
     flags: dict = {"trusted_origins": ORIGINS, "secret_key": "throughput-secret-0123456789"}
     out = work / "static"
-    build(load_settings(environ={}, flags=flags), out, f"http://127.0.0.1:{nginx_port}/", api=True)
+    build(make_settings(**flags), out, f"http://127.0.0.1:{nginx_port}/", api=True)
     nginx = subprocess.Popen(["nginx", "-c", str(nginx_config(work, out, nginx_port))],
                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     serve_args = [sys.executable, "-m", "cookiebridge", "serve", "--host", "127.0.0.1", "--port", str(serve_port),

@@ -28,8 +28,7 @@ from cookiebridge.devcerts import Certs, make_certificates
 from e2e import drivers, matrix
 from cookiebridge.demo import https_server
 from e2e.servers import ServerThread, csp_stripping_proxy, hostile_app
-from tests.processes import BridgeProcess, free_port
-from tests.redis_server import RedisServer
+from testsupport import BridgeProcess, RedisServer, free_port
 
 # Fresh per run, like real keys: a memorable test key would trip the bridge's weak-key warning in every log.
 SECRET = secrets.token_urlsafe(32)

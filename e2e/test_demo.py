@@ -14,7 +14,7 @@ from e2e.conftest import RESULTS
 from e2e.drivers import Session
 from e2e.matrix import observe
 from e2e.widget import FORM, TRANSCRIPT, ChatWidget
-from tests.processes import free_port, wait_until_healthy
+from testsupport import free_port, wait_until_healthy
 
 
 @pytest.fixture(scope="module")

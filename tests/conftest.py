@@ -4,14 +4,15 @@ import pytest
 from starlette.testclient import TestClient
 
 from cookiebridge.app import create_app
-from cookiebridge.config import Settings, load_settings
+from cookiebridge.config import Settings
+from testsupport import make_settings
 
 ORIGINS = ["https://domain-a.example", "https://domain-b.example:8443"]
 
 
 @pytest.fixture
 def settings() -> Settings:
-    return load_settings(environ={}, flags={"trusted_origins": ORIGINS, "secret_key": "k" * 32})
+    return make_settings(trusted_origins=ORIGINS)
 
 
 @pytest.fixture

@@ -11,20 +11,15 @@ import pytest
 from starlette.testclient import TestClient
 
 from cookiebridge.app import create_app
-from cookiebridge.config import load_settings
-from cookiebridge.identity import sign_identity
+from testsupport import make_settings, sqlite_url
+from testsupport.api import issue, post, token
+from testsupport.settings import A, B, C, IDENTITY_KEY, NAME, VALUE
 
-A, B, C = "https://domain-a.example", "https://domain-b.example", "https://domain-c.example"
 EVIL = "https://domain-a.example.evil.test"
-NAME = "customer-defined-session-cookie"
-IDENTITY_KEY = "identity-key-0123456789abcdef"
-VALUE = 'j%3A%7B%22sessionId%22%3A%22s-1%22%2C%22note%22%3A%22%C3%BC%3B%3D%22%7D'
 
 
 def make_client(tmp_path: Path, **flags: object) -> TestClient:
-    settings = load_settings(environ={}, flags={
-        "trusted_origins": [A, B, C], "secret_key": "k" * 32, "identity_secret": IDENTITY_KEY,
-        "store": f"sqlite:///{tmp_path / 'bridge.db'}", **flags})
+    settings = make_settings(**{"identity_secret": IDENTITY_KEY, "store": sqlite_url(tmp_path), **flags})
     return TestClient(create_app(settings))
 
 
@@ -32,21 +27,6 @@ def make_client(tmp_path: Path, **flags: object) -> TestClient:
 def api(tmp_path: Path):
     with make_client(tmp_path) as client:
         yield client
-
-
-def post(client: TestClient, path: str, origin: str | None, body: object) -> tuple[int, dict, dict]:
-    headers = {"Content-Type": "text/plain;charset=UTF-8"}
-    if origin:
-        headers["Origin"] = origin
-    response = client.post("/api/v1/" + path, headers=headers, content=body if isinstance(body, (bytes, str)) else None,
-                           json=None if isinstance(body, (bytes, str)) else body)
-    return response.status_code, response.json(), dict(response.headers)
-
-
-def issue(client: TestClient, origin: str = A, destination: str = B, value: str = VALUE) -> str:
-    status, body, _ = post(client, "handoff", origin, {"name": NAME, "value": value, "destination": destination})
-    assert status == 200, body
-    return body["code"]
 
 
 def test_a_code_carries_the_session_to_its_destination_once(api: TestClient) -> None:
@@ -141,10 +121,6 @@ def test_rate_limit_answers_429(tmp_path: Path) -> None:
     assert statuses[:5] == [403] * 5 and statuses[5:] == [429] * 3
 
 
-def token(subject: str = "customer-42", **kwargs: object) -> str:
-    return sign_identity(subject, kwargs.pop("key", IDENTITY_KEY), **kwargs)
-
-
 @pytest.mark.parametrize("subject", ["customer-42", "kunde-ü-" + "x" * 240])
 def test_identity_keeps_the_session_on_every_trusted_site_until_removed(api: TestClient, subject: str) -> None:
     assert post(api, "identity/save", A, {"token": token(subject), "name": NAME, "value": VALUE})[:2] == (200, {"saved": True})
@@ -170,8 +146,6 @@ def test_bad_identity_tokens_are_refused(api: TestClient, bad: str, error: str) 
 
 
 def test_identity_is_refused_when_not_configured(tmp_path: Path) -> None:
-    settings = load_settings(environ={}, flags={"trusted_origins": [A, B], "secret_key": "k" * 32,
-                                                "store": f"sqlite:///{tmp_path / 'b.db'}"})
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(make_settings(trusted_origins=[A, B], store=sqlite_url(tmp_path)))) as client:
         status, body, _ = post(client, "identity/load", A, {"token": token(), "name": NAME})
     assert (status, body["error"]) == (403, "identity-disabled")

@@ -22,20 +22,20 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from cookiebridge.app import create_app
-from cookiebridge.config import ConfigError, Settings, load_settings, secret_weakness
+from cookiebridge.config import ConfigError, Settings, secret_weakness
 from cookiebridge.handoff import SALT
 from cookiebridge.identity import sign_identity
-from test_api import A, B, C, IDENTITY_KEY, NAME, VALUE, issue, post, token
-from test_cli import cookiebridge
+from testsupport import make_settings, sqlite_url
+from testsupport.api import cookiebridge, issue, post, token
+from testsupport.settings import A, B, C, IDENTITY_KEY, NAME, VALUE
 
 SECRET = "attack-test-key-Xq7P2mZ9vL4rT8wK3nB6"
 ENDPOINTS = ["handoff", "handoff/redeem", "identity/save", "identity/load", "identity/delete"]
 
 
 def bridge_settings(tmp_path: Path, **flags: object) -> Settings:
-    return load_settings(environ={}, flags={
-        "trusted_origins": [A, B, C], "secret_key": SECRET, "identity_secret": IDENTITY_KEY,
-        "store": f"sqlite:///{tmp_path / 'bridge.db'}", **flags})
+    defaults = {"secret_key": SECRET, "identity_secret": IDENTITY_KEY, "store": sqlite_url(tmp_path)}
+    return make_settings(**{**defaults, **flags})
 
 
 @pytest.fixture
@@ -351,7 +351,7 @@ def test_trusted_origin_values_cannot_inject_into_the_csp_header(origin: str) ->
     directive, a NUL or a quote. Before the fix `https://a.example *` was accepted and became
     `frame-ancestors https://a.example *`: any site could frame the bridge. Now: one-line ConfigError."""
     with pytest.raises(ConfigError, match="trusted_origins: origin") as caught:
-        load_settings(environ={}, flags={"trusted_origins": [origin], "secret_key": SECRET})
+        make_settings(trusted_origins=[origin], secret_key=SECRET)
     assert "\n" not in str(caught.value)
 
 
@@ -361,8 +361,7 @@ def test_odd_spellings_of_trusted_origins_become_the_form_browsers_send(tmp_path
     spelling of the origin only (`https://DOMAIN-A.example` from a script stays untrusted)."""
     configured = ["HTTPS://Domain-A.example:443/", "https://BÜCHER.example", "https://[2001:DB8::1]:8443"]
     expected = ["https://domain-a.example", "https://xn--bcher-kva.example", "https://[2001:db8::1]:8443"]
-    settings = load_settings(environ={}, flags={"trusted_origins": configured, "secret_key": SECRET,
-                                                "store": f"sqlite:///{tmp_path / 'b.db'}"})
+    settings = make_settings(trusted_origins=configured, secret_key=SECRET, store=sqlite_url(tmp_path))
     with TestClient(create_app(settings)) as client:
         directives = [part.strip() for part in client.get("/iframe.html").headers["content-security-policy"].split(";")]
         assert len(directives) == 6 and directives[-1] == "frame-ancestors " + " ".join(expected)
@@ -388,8 +387,7 @@ def test_check_warns_about_weak_and_example_secrets(secret: str, reason: str) ->
     """Attacker: guesses a placeholder, short or patterned secret_key and forges handoff codes offline. Seen: `check`
     and `serve` print a warning naming the weakness (never the key) and how to generate a strong one."""
     assert reason in (secret_weakness(secret) or "")
-    notes = load_settings(environ={}, flags={"trusted_origins": [A], "secret_key": secret,
-                                             "identity_secret": secret[::-1]}).warnings()
+    notes = make_settings(trusted_origins=[A], secret_key=secret, identity_secret=secret[::-1]).warnings()
     weak = [note for note in notes if note.startswith("secret_key looks weak")]
     assert len(weak) == 1 and secret not in " ".join(notes) and "token_urlsafe(32)" in weak[0]
 
@@ -410,7 +408,7 @@ def test_strong_generated_secrets_get_no_warning() -> None:
 
     keys = [secrets.token_urlsafe(32) for _ in range(100)] + [secrets.token_hex(32) for _ in range(100)]
     assert [key for key in keys if secret_weakness(key)] == []
-    settings = load_settings(environ={}, flags={"trusted_origins": [A], "secret_key": keys[0], "identity_secret": keys[1]})
+    settings = make_settings(trusted_origins=[A], secret_key=keys[0], identity_secret=keys[1])
     assert settings.warnings() == []
 
 
@@ -418,8 +416,8 @@ def test_check_warns_about_shared_keys_and_a_proxy_trusting_everyone() -> None:
     """Operator mistakes an attacker profits from: the identity key (held by every site's backend) equal to the
     bridge's signing key, and X-Forwarded-For trusted from anyone. Seen: a warning for each."""
     key = "Qm4vT9xK2pL7wZ3nR8bY6cH1dF5gJ0sA"
-    notes = load_settings(environ={}, flags={"trusted_origins": [A], "secret_key": key, "identity_secret": key,
-                                             "proxy_headers": "true", "forwarded_allow_ips": "*"}).warnings()
+    notes = make_settings(trusted_origins=[A], secret_key=key, identity_secret=key, proxy_headers="true",
+                          forwarded_allow_ips="*").warnings()
     assert any(note.startswith("identity_secret is the same as secret_key") for note in notes)
     assert any(note.startswith("forwarded_allow_ips = '*'") for note in notes)
 
@@ -428,18 +426,17 @@ def test_rotated_secret_key_keeps_codes_in_flight_valid(tmp_path: Path) -> None:
     """Rotation: a code issued just before the operator changed secret_key is redeemed after the restart while the
     old key is listed in previous_secret_keys; a code signed with a key no longer listed is forged."""
     old, new = "old-Qm4vT9xK2pL7wZ3nR8bY6cH1dF5g", "new-Hj8kL2mN5pQ9rS3tV6wX1yZ4aB7c"
-    store = f"sqlite:///{tmp_path / 'bridge.db'}"
-    flags = {"trusted_origins": [A, B], "store": store}
-    with TestClient(create_app(load_settings(environ={}, flags={**flags, "secret_key": old}))) as before:
+    flags = {"trusted_origins": [A, B], "store": sqlite_url(tmp_path)}
+    with TestClient(create_app(make_settings(**flags, secret_key=old))) as before:
         in_flight, abandoned = issue(before), issue(before)
-    rotated = load_settings(environ={"COOKIEBRIDGE_PREVIOUS_SECRET_KEYS": old}, flags={**flags, "secret_key": new})
+    rotated = make_settings(environ={"COOKIEBRIDGE_PREVIOUS_SECRET_KEYS": old}, **flags, secret_key=new)
     assert rotated.previous_secret_keys == (old,) and rotated.effective()["previous_secret_keys"] == ["********"]
     assert any("1 old key(s) still accepted" in note for note in rotated.warnings())
     with TestClient(create_app(rotated)) as after:
         assert post(after, "handoff/redeem", B, {"referrer": A + "/", "code": in_flight})[1]["value"] == VALUE
         fresh = issue(after)
     assert URLSafeTimedSerializer(new, salt=SALT).loads(fresh)  # new codes are signed with the new key
-    with TestClient(create_app(load_settings(environ={}, flags={**flags, "secret_key": new}))) as retired:
+    with TestClient(create_app(make_settings(**flags, secret_key=new))) as retired:
         assert post(retired, "handoff/redeem", B, {"referrer": A + "/", "code": abandoned})[1]["error"] == "forged"
 
 
@@ -469,7 +466,7 @@ def test_rotation_settings_are_validated(flags: dict, message: str) -> None:
     """Operator error during rotation: a truncated old key, or old identity keys without a current one. Seen: one
     ConfigError line naming the setting, no key shown."""
     with pytest.raises(ConfigError, match=message):
-        load_settings(environ={}, flags={"trusted_origins": [A], "secret_key": SECRET, **flags})
+        make_settings(trusted_origins=[A], secret_key=SECRET, **flags)
 
 
 # --- issue 17: one request's 500, token and code edges, trailing slashes ----------------------------------------

@@ -24,7 +24,7 @@ from cookiebridge.assets import SERVER_HEADERS, build_assets
 from cookiebridge.build import BuildError, build
 from cookiebridge.cli import main
 from cookiebridge.config import Settings
-from processes import free_port
+from testsupport import free_port
 
 PUBLIC = "https://cdn.example.com/bridge/"
 # Headers that only say how this one response travelled, not what the file is.

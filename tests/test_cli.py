@@ -1,18 +1,12 @@
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from processes import BridgeProcess
+from testsupport import BridgeProcess
+from testsupport.api import cookiebridge
 
 SECRET = "cli-test-secret-0123456789"
-
-
-def cookiebridge(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cookiebridge", *args], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", **(env or {})}, timeout=60)
 
 
 def test_check_prints_effective_settings_with_the_secret_masked() -> None:

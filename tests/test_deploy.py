@@ -24,8 +24,8 @@ import httpx
 import pytest
 import trustme
 
-from processes import BridgeProcess, free_port
-from redis_server import INSTALL_HINT, RedisServer, find_redis_server
+from testsupport import BridgeProcess, free_port
+from testsupport import INSTALL_HINT, RedisServer, find_redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "deploy.md"

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -22,12 +21,11 @@ from typing import Iterator
 import pytest
 
 from cookiebridge.identity import sign_identity
-from processes import BridgeProcess
-from redis_server import INSTALL_HINT, RedisServer, find_redis_server
-from test_stores import read_only
+from testsupport import INSTALL_HINT, BridgeProcess, RedisServer, find_redis_server
+from testsupport.api import Answer, call
+from testsupport.files import read_only
+from testsupport.settings import A, B, NAME
 
-A, B = "https://domain-a.example", "https://domain-b.example"
-NAME = "customer-defined-session-cookie"
 SECRET = "faults-test-key-Hj8kL2mN5pQ9rS3tV6wX"
 IDENTITY_KEY = "faults-identity-Qm4vT9xK2pL7wZ3nR8bY"
 ENV = {"COOKIEBRIDGE_SECRET_KEY": SECRET, "COOKIEBRIDGE_IDENTITY_SECRET": IDENTITY_KEY}
@@ -37,26 +35,16 @@ def bridge_args(store: str) -> list[str]:
     return ["--trusted-origin", A, "--trusted-origin", B, "--store", store, "--rate-limit", "1000000"]
 
 
-def call(bridge: BridgeProcess, path: str, body: dict, origin: str = A, timeout: float = 10) -> tuple[int, dict, dict]:
-    request = urllib.request.Request(bridge.url + "/api/v1/" + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Origin": origin, "Content-Type": "text/plain;charset=UTF-8"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read()), {k.lower(): v for k, v in response.headers.items()}
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read()), {k.lower(): v for k, v in error.headers.items()}
-
-
 def get(bridge: BridgeProcess, path: str) -> int:
     with urllib.request.urlopen(bridge.url + path, timeout=10) as response:
         return response.status
 
 
-def save(bridge: BridgeProcess, customer: str, value: str) -> tuple[int, dict, dict]:
+def save(bridge: BridgeProcess, customer: str, value: str) -> Answer:
     return call(bridge, "identity/save", {"token": sign_identity(customer, IDENTITY_KEY), "name": NAME, "value": value})
 
 
-def load(bridge: BridgeProcess, customer: str) -> tuple[int, dict, dict]:
+def load(bridge: BridgeProcess, customer: str) -> Answer:
     return call(bridge, "identity/load", {"token": sign_identity(customer, IDENTITY_KEY), "name": NAME}, origin=B)
 
 
@@ -66,11 +54,11 @@ def issue(bridge: BridgeProcess, value: str) -> str:
     return body["code"]
 
 
-def redeem(bridge: BridgeProcess, code: str) -> tuple[int, dict, dict]:
+def redeem(bridge: BridgeProcess, code: str) -> Answer:
     return call(bridge, "handoff/redeem", {"code": code, "referrer": A + "/"}, origin=B)
 
 
-def assert_unavailable(answer: tuple[int, dict, dict]) -> None:
+def assert_unavailable(answer: Answer) -> None:
     status, body, headers = answer
     assert (status, body["error"]) == (503, "unavailable"), body
     assert headers["retry-after"] == "5" and headers["access-control-allow-origin"] in (A, B)  # the provider can read it

@@ -17,8 +17,9 @@ from typing import Iterator
 import pytest
 
 from cookiebridge.identity import sign_identity
-from processes import BridgeProcess
-from test_faults import NAME, call
+from testsupport import BridgeProcess
+from testsupport.api import call
+from testsupport.settings import NAME
 
 SECRET = "limits-test-key-Hj8kL2mN5pQ9rS3tV6wX"
 ARGS = ["--trusted-origin", "https://domain-a.example", "--header-timeout", "2", "--body-timeout", "2",

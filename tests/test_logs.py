@@ -14,11 +14,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from cookiebridge.app import create_app
-from cookiebridge.config import load_settings
 from cookiebridge.identity import sign_identity
 from cookiebridge.logs import JsonFormatter
 from cookiebridge.stores import StoreUnavailable
-from processes import BridgeProcess
+from testsupport import BridgeProcess, make_settings, sqlite_url
 
 A, B = "https://domain-a.example", "https://domain-b.example"
 NAME = "customer-defined-session-cookie"
@@ -82,9 +81,8 @@ def test_json_log_lines_carry_the_request_and_no_secret(tmp_path: Path) -> None:
 
 
 def test_lines_logged_during_a_request_carry_its_request_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = load_settings(environ={}, flags={"trusted_origins": [A, B], "secret_key": SECRET, "log_format": "json",
-                                                "identity_secret": IDENTITY_KEY,
-                                                "store": f"sqlite:///{tmp_path / 'bridge.db'}"})
+    settings = make_settings(trusted_origins=[A, B], secret_key=SECRET, identity_secret=IDENTITY_KEY,
+                             log_format="json", store=sqlite_url(tmp_path))
     app = create_app(settings)
 
     async def down(*args: object) -> None:
@@ -116,6 +114,6 @@ def test_log_format_is_validated() -> None:
     from cookiebridge.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"^log_format = 'xml' must be text \(uvicorn's lines\) or json"):
-        load_settings(environ={}, flags={"trusted_origins": [A], "log_format": "xml"})
+        make_settings(log_format="xml")
     with pytest.raises(ConfigError, match=r"^metrics_allow_ips: 'prometheus' is not an IP address or network"):
-        load_settings(environ={}, flags={"trusted_origins": [A], "metrics_allow_ips": "10.0.0.1,prometheus"})
+        make_settings(metrics_allow_ips="10.0.0.1,prometheus")

@@ -16,9 +16,8 @@ from starlette.testclient import TestClient
 
 from cookiebridge import __version__, metrics
 from cookiebridge.app import create_app
-from cookiebridge.config import load_settings
 from cookiebridge.identity import sign_identity
-from processes import BridgeProcess
+from testsupport import BridgeProcess, make_settings, sqlite_url
 
 A, B = "https://domain-a.example", "https://domain-b.example"
 NAME = "customer-defined-session-cookie"
@@ -28,9 +27,8 @@ SCRAPER = ("127.0.0.1", 40000)
 
 
 def make_client(tmp_path: Path, client: tuple[str, int] = SCRAPER, **flags: object) -> TestClient:
-    settings = load_settings(environ={}, flags={"trusted_origins": [A, B], "secret_key": SECRET,
-                                                "identity_secret": IDENTITY_KEY, "metrics": True,
-                                                "store": f"sqlite:///{tmp_path / 'bridge.db'}", **flags})
+    settings = make_settings(**{"trusted_origins": [A, B], "secret_key": SECRET, "identity_secret": IDENTITY_KEY,
+                                "metrics": True, "store": sqlite_url(tmp_path), **flags})
     return TestClient(create_app(settings), client=client)
 
 

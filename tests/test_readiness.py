@@ -19,11 +19,9 @@ from starlette.testclient import TestClient
 
 from cookiebridge import health
 from cookiebridge.app import create_app
-from cookiebridge.config import load_settings
 from cookiebridge.identity import sign_identity
 from cookiebridge.stores import StoreUnavailable
-from processes import BridgeProcess, free_port
-from redis_server import INSTALL_HINT, RedisServer, find_redis_server
+from testsupport import INSTALL_HINT, BridgeProcess, RedisServer, find_redis_server, free_port, make_settings
 
 A, B = "https://domain-a.example", "https://domain-b.example"
 NAME = "customer-defined-session-cookie"
@@ -54,9 +52,8 @@ def load(client: TestClient) -> int:
 
 
 def app_on(store: str):
-    settings = load_settings(environ={}, flags={"trusted_origins": [A, B], "secret_key": SECRET, "store": store,
-                                                "identity_secret": IDENTITY_KEY})
-    return create_app(settings)
+    return create_app(make_settings(trusted_origins=[A, B], secret_key=SECRET, identity_secret=IDENTITY_KEY,
+                                    store=store))
 
 
 def test_healthz_never_touches_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

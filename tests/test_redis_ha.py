@@ -17,8 +17,8 @@ import redis as redis_py
 
 from cookiebridge.identity import sign_identity
 from cookiebridge.stores import RedisStore, RedisTopology, open_store, parse_redis_topology
-from processes import BridgeProcess, free_port
-from redis_server import INSTALL_HINT, RedisSentinel, RedisServer, cluster_args, find_redis_server
+from testsupport import BridgeProcess, free_port
+from testsupport import INSTALL_HINT, RedisSentinel, RedisServer, cluster_args, find_redis_server
 
 A, B = "https://domain-a.example", "https://domain-b.example"
 NAME = "customer-defined-session-cookie"

@@ -1,5 +1,5 @@
 """Size budgets: what a visitor downloads, gzipped as `serve` and `build` send them (gzip -9, the precompressed
-copy). `python bench/sizes.py` prints the same figures.
+copy). `python -m bench.sizes` prints the same figures.
 
 Every page view costs cookie-provider.min.js and the hidden iframe (iframe.html + iframe.min.js). The provider
 loads cookie-provider-api.min.js (link handoff, signed identity) only on a page that arrives with a handoff code,
@@ -13,16 +13,7 @@ import re
 import pytest
 
 from cookiebridge.assets import SCRIPTS, build_assets, subresource_integrity
-
-PROVIDER_BUDGET = 2000  # issue 5: cookie-provider.min.js, on every page view
-# cookie-provider-api.min.js, only on pages that use the bridge's API. 1,600 until it took on what the real widget and
-# safe link handoff need (following the widget's cookie, referrer-carrying links, redirect-shaped links refused,
-# middle-click): the every-page budget above holds, and a page with a chat session pays this once, then from cache.
-API_SCRIPT_BUDGET = 1800
-IFRAME_BUDGET = 1500  # iframe.html + iframe.min.js, the two responses the hidden iframe costs
-# A typical configuration: two sites, one session cookie.
-ORIGINS = ["https://www.domain-a.com", "https://shop.domain-b.co.uk"]
-COOKIES = ["customer-defined-session-cookie"]
+from testsupport.budgets import API_SCRIPT_BUDGET, COOKIES, IFRAME_BUDGET, ORIGINS, PROVIDER_BUDGET  # and why each
 
 
 def gzipped(api: bool = True) -> dict[str, int]:

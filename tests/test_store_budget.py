@@ -16,18 +16,17 @@ import redis as redis_sync
 from starlette.testclient import TestClient
 
 from cookiebridge.app import create_app
-from cookiebridge.config import load_settings
 from cookiebridge.stores import SQLiteStore
-from redis_server import INSTALL_HINT, RedisServer, find_redis_server
-from test_api import A, B, C, IDENTITY_KEY, NAME, VALUE, post, token
+from testsupport import INSTALL_HINT, RedisServer, find_redis_server, make_settings
+from testsupport.api import post, token
+from testsupport.settings import A, B, C, IDENTITY_KEY, NAME, VALUE
 
 BIG = "x" * 4000
 
 
 def make_app(store: str, **flags: object):
-    return create_app(load_settings(environ={}, flags={
-        "trusted_origins": [A, B, C], "secret_key": "budget-test-key-Hj8kL2mN5pQ9rS3tV6wX", "identity_secret": IDENTITY_KEY,
-        "store": store, "rate_limit": "1000000", **flags}))
+    defaults = {"identity_secret": IDENTITY_KEY, "store": store, "rate_limit": "1000000"}
+    return create_app(make_settings(**{**defaults, **flags}))
 
 
 @pytest.fixture

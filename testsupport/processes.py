@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -13,15 +12,19 @@ import urllib.request
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from testsupport.tls import loopback_client_context
+
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on at `host` right now (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
-    context = ssl._create_unverified_context()  # the test certificate; only loopback is contacted
+    """Until `url`/healthz answers 200; raise if `process` exits first or `timeout` seconds pass."""
+    context = loopback_client_context()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -12,19 +12,16 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from testsupport.processes import free_port
+
 INSTALL_HINT = "redis-server not found: install the Debian package with `apt-get install redis-server`"
 
 
 def find_redis_server() -> str | None:
+    """The redis-server executable, on PATH or where Debian puts it; None when it is not installed."""
     return shutil.which("redis-server") or next(
         (path for path in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if os.access(path, os.X_OK)), None
     )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:

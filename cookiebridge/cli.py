@@ -67,6 +67,8 @@ _SETTING_OPTIONS = [
     click.option("--header-timeout", help="Seconds a client has to send a request's head [10]."),
     click.option("--body-timeout", help="Seconds a client has to send a request's body [10]."),
     click.option("--max-connections", help="Open connections per worker; beyond it the slowest are shed [1000]."),
+    click.option("--max-concurrent-requests", help="Requests answered at once per worker; beyond it new ones get an "
+                 "immediate 503 [128]."),
 ]
 
 
@@ -216,7 +218,8 @@ def run(settings: Settings) -> None:
             f"descriptor limit ({resource.getrlimit(resource.RLIMIT_NOFILE)[0]}): using {connections}; raise it "
             "(systemd: LimitNOFILE=) or lower max_connections")
     limits = Limits(max_header_bytes=settings.max_header_bytes, header_timeout=settings.header_timeout,
-                    body_timeout=settings.body_timeout, max_connections=connections)
+                    body_timeout=settings.body_timeout, max_connections=connections,
+                    max_concurrent_requests=settings.max_concurrent_requests)
     config = BridgeConfig(
         settings,
         limits,

@@ -82,6 +82,8 @@ class Settings:
     header_timeout: int = 10
     body_timeout: int = 10
     max_connections: int = 1000
+    # Requests answered at once per worker; beyond it new ones get an immediate 503 (cookiebridge/limits.py).
+    max_concurrent_requests: int = 128
     # Rotation: keys still accepted for verification (never used to sign), until the operator removes them.
     previous_secret_keys: tuple[Secret, ...] = ()
     previous_identity_secrets: tuple[Secret, ...] = ()
@@ -191,6 +193,7 @@ _INT_KEYS = {
     "header_timeout": (1, 300),
     "body_timeout": (1, 300),
     "max_connections": (10, 1_000_000),
+    "max_concurrent_requests": (1, 100_000),
 }
 _BOOL_KEYS = {"proxy_headers", "handoff_referrer_gate", "metrics"}
 _LOG_FORMATS = ("text", "json")

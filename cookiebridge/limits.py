@@ -32,6 +32,9 @@ class Limits:
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     max_connections: int = 1000
+    # Requests being answered at once in this worker (queued in the event loop or waiting for the store); beyond
+    # it new requests get an immediate 503, so a saturated worker answers fast instead of late (bench/overload.py).
+    max_concurrent_requests: int = 128
 
 
 DEFAULT_LIMITS = Limits()
@@ -63,6 +66,12 @@ def _simple_response(status: int, message: str, extra: bytes = b"") -> bytes:
     body = message.encode("ascii")
     return b"".join([STATUS_LINE[status], b"content-type: text/plain; charset=utf-8\r\n", extra,
                      b"content-length: ", str(len(body)).encode("ascii"), b"\r\nconnection: close\r\n\r\n", body])
+
+
+_BUSY_BODY = (b'{"error":"unavailable","message":"this bridge worker is at max_concurrent_requests; try again '
+              b'shortly"}')
+_BUSY = b"".join([STATUS_LINE[503], b"content-type: application/json\r\nretry-after: 1\r\ncache-control: no-store\r\n",
+                  b"content-length: ", str(len(_BUSY_BODY)).encode(), b"\r\nconnection: close\r\n\r\n", _BUSY_BODY])
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -171,10 +180,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         return True
 
     def _refuse(self, status: int, message: str) -> None:
-        SHED_LOG.note(f"refused-{status}", f"answered {status} to request heads over the limit (max_header_bytes "
-                      f"{self.limits.max_header_bytes}, URL {MAX_URL_BYTES} bytes)")
+        if status == 503:
+            SHED_LOG.note("busy", f"{len(self.tasks)} requests in progress (max_concurrent_requests "
+                          f"{self.limits.max_concurrent_requests}): answered new ones 503 at once")
+        else:
+            SHED_LOG.note(f"refused-{status}", f"answered {status} to request heads over the limit (max_header_bytes "
+                          f"{self.limits.max_header_bytes}, URL {MAX_URL_BYTES} bytes)")
         self._forget()
-        self.transport.write(_simple_response(status, message))
+        self.transport.write(_BUSY if status == 503 else _simple_response(status, message))
         self.transport.close()
 
     # --- parser callbacks ------------------------------------------------------------------------------------
@@ -188,6 +201,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.url) > MAX_URL_BYTES:  # within the head cap, so uvicorn's joining of its pieces stayed cheap
             self.refusal = (414, "URI Too Long")
             return  # answered in data_received, the app never sees it
+        # self.tasks: this worker's requests in progress, queued in the event loop or waiting for the store. Past the
+        # limit a request is answered a constant 503 here, before any task, and its connection closed: a client
+        # that retries at once pays a new connection each time (keeping it open let such clients flood the worker
+        # with 503s and starve the requests let in: bench/overload.py). /healthz is never shed.
+        if len(self.tasks) >= self.limits.max_concurrent_requests and self.url.partition(b"?")[0] != b"/healthz":
+            self.refusal = (503, "busy")
+            return  # answered in data_received
         self.waiting.pop(self, None)
         self.receiving[self] = self.loop.time() + self.limits.body_timeout
         super().on_headers_complete()

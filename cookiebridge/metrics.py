@@ -32,7 +32,7 @@ ERROR_CODES = frozenset({
 })
 ENDPOINTS = ("handoff", "handoff_redeem", "identity_save", "identity_load", "identity_delete")
 STORE_OPERATIONS = ("put", "add", "get", "take", "delete", "hit", "purge_expired", "ping")
-SHED_KINDS = ("refused", "evicted", "slow-header", "slow-body", "refused-431", "refused-414")
+SHED_KINDS = ("refused", "evicted", "busy", "slow-header", "slow-body", "refused-431", "refused-414", "over-budget")
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -54,9 +54,10 @@ RESPONSES = Counter("cookiebridge_api_responses", "API answers by endpoint and H
 LATENCY = Histogram("cookiebridge_api_request_duration_seconds", "Time to answer an API request, by endpoint.",
                     ["endpoint"], registry=REGISTRY,
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
-SHED = Counter("cookiebridge_connections_shed", "Connections shed by serve's HTTP limits, by kind (refused: 503 at "
-               "max_connections; evicted: oldest idle closed; slow-header/slow-body: read deadline; refused-431/414: "
-               "head or URL too large).", ["kind"], registry=REGISTRY)
+SHED = Counter("cookiebridge_shed", "Requests and connections shed, by kind (refused: 503 at max_connections; "
+               "evicted: oldest idle connection closed; busy: 503 at max_concurrent_requests; slow-header/slow-body: "
+               "read deadline; refused-431/414: head or URL too large; over-budget: 429 past a handoff budget).",
+               ["kind"], registry=REGISTRY)
 BUILD_INFO = Gauge("cookiebridge_build_info", "Always 1; the labels say which cookiebridge and Python run.",
                    ["version", "python"], registry=REGISTRY, multiprocess_mode="max")
 BUILD_INFO.labels(__version__, platform.python_version()).set(1)

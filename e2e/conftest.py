@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,43 +26,14 @@ from cookiebridge.demo_sites import create_demo_app
 from cookiebridge.devcerts import Certs, make_certificates
 from e2e import drivers, matrix
 from cookiebridge.demo import https_server
-from e2e.servers import ServerThread, csp_stripping_proxy, hostile_app
-from testsupport import BridgeProcess, RedisServer, free_port
-
-# Fresh per run, like real keys: a memorable test key would trip the bridge's weak-key warning in every log.
-SECRET = secrets.token_urlsafe(32)
-IDENTITY_SECRET = secrets.token_urlsafe(32)
-COOKIE = "customer-defined-session-cookie"
-RESULTS = Path(__file__).parent / "results"
-# The widget double publishes WebChat.opened once it has either restored a session or offered a new chat.
-WIDGET_SETTLED = "window.__widgetDouble && window.__widgetDouble.events.indexOf('WebChat.opened') >= 0"
-
-
-def wait_saved_in_iframe(browser: drivers.Session, provider: str) -> None:
-    """Until the bridge's iframe cookie holds this site's session cookie (saveCookie has run). `provider`: the
-    page's expression for its CookieProvider."""
-    browser.wait_for(f"""(async () => {{
-        const p = {provider}, raw = document.cookie.split('; ').find(c => c.startsWith(p.name + '='));
-        return raw && (await p.request({{ op: 'get', name: p.name }})).value === raw.slice(p.name.length + 1);
-    }})()""")
-
-
-@dataclass(frozen=True)
-class Topology:
-    bridge: str
-    site_a: str
-    site_b: str
-    hostile: dict[str, str]
-    stripped_bridge: str
-    down_site: str
-    redis_a: str
-    redis_b: str
-    logs: Path
-
+from e2e.lab.attacks import Lab, forwarding_proxy, hostile_app, running_lab
+from e2e.topology import (COOKIE, IDENTITY_SECRET, NAMED_BARE_PAGE, RESULTS, SECRET, WIDGET_SETTLED, NamedTopology,
+                          Topology, bridge_args)
+from testsupport import BridgeProcess, RedisServer, ServerThread, free_port
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario(name): the compatibility-matrix row a browser test fills")
-    matrix.start(RESULTS)
+    matrix.start()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -80,13 +50,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     return make_certificates(tmp_path_factory.mktemp("certs"))
-
-
-def bridge_args(certs: Certs, origins: list[str], store: str, *extra: str) -> list[str]:
-    args = ["--ssl-certfile", str(certs.cert_chain), "--ssl-keyfile", str(certs.key), "--store", store]
-    for origin in origins:
-        args += ["--trusted-origin", origin]
-    return [*args, *extra]
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +83,7 @@ def topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             https_server(hostile, "127.0.0.4", site_port, certs),
             https_server(hostile, "127.0.0.2", other_port, certs),
             https_server(hostile, "127.0.0.2", http_port, None),
-            https_server(csp_stripping_proxy(bridge.url), "127.0.0.1", proxy_port, certs),
+            https_server(forwarding_proxy(bridge.url), "127.0.0.1", proxy_port, certs),
             https_server(down, "127.0.0.2", down_port, certs),
             https_server(redis_a, "127.0.0.2", redis_site_port, certs),
             https_server(redis_b, "127.0.0.3", redis_site_port, certs),
@@ -263,20 +226,6 @@ def new_browser(combo: tuple[str, str], tmp_path: Path) -> Iterator[object]:
 
 # --- the same roles on hostnames: sites on names get domain cookies, sites on addresses host-only ones -------------
 
-NAMED_BARE_PAGE = "/bare.html"  # on each named site: the bridge's provider script and nothing else (no widget)
-
-
-@dataclass(frozen=True)
-class NamedTopology:
-    """bridge https://bridge.test:P1, site_a https://www.domain-a.test:P2, site_b https://www.domain-b.test:P2 (the
-    demo app, one chat server for both; NAMED_BARE_PAGE on each). The names resolve to 127.0.0.1/.2/.3 through
-    /etc/hosts (drivers.HOSTNAMES)."""
-    bridge: str
-    site_a: str
-    site_b: str
-    logs: Path
-
-
 def _with_bare_page(app: ASGIApp, bridge_url: str) -> ASGIApp:
     page = (f'<!doctype html><meta charset="utf-8"><title>bare page</title>\n'
             f'<script src="{bridge_url}/cookie-provider.min.js"></script>\n').encode()
@@ -352,3 +301,12 @@ def lab_topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iter
                               spy=spy, logs=work)
         finally:
             servers.stop()
+
+
+# --- the attack lab (e2e/test_attacks_*.py): hostile frames and messages, a probe inside the iframe, a faulty bridge ---
+
+
+@pytest.fixture(scope="session")
+def lab(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with running_lab(certs, tmp_path_factory.mktemp("attack-lab")) as started:
+        yield started

@@ -41,7 +41,6 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from cryptography import x509  # noqa: E402  (installed with trustme)
 from cryptography.hazmat.primitives import serialization  # noqa: E402
@@ -54,8 +53,7 @@ from bench.common import median, percentile, print_machine  # noqa: E402
 from cookiebridge.devcerts import Certs, make_certificates  # noqa: E402
 from e2e import drivers  # noqa: E402
 from cookiebridge.demo import https_server  # noqa: E402
-from e2e.servers import ServerThread  # noqa: E402
-from testsupport import BridgeProcess, free_port  # noqa: E402
+from testsupport import BridgeProcess, ServerThread, free_port  # noqa: E402
 
 COOKIE = "customer-defined-session-cookie"
 SECRET = "browser-bench-secret-0123456789"

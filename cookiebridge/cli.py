@@ -19,6 +19,7 @@ from uvicorn.supervisors import Multiprocess
 
 from . import __version__
 from .config import ENV_PREFIX, ConfigError, Settings, load_settings
+from .demo import topology as demo_topology
 from .limits import Limits
 from .logs import uvicorn_log_config
 from .stores import describe_store_url, open_store
@@ -318,12 +319,18 @@ def build_command(config_file: str | None, out_dir: str | None, public_url: str 
 
 
 @main.command()
-@click.option("--port", default=8443, show_default=True, help="Port of the bridge and of both demo sites.")
-@click.option("--bridge-host", default="127.0.0.1", show_default=True, help="Loopback address of the bridge.")
-@click.option("--site-host", "site_hosts", multiple=True, default=("127.0.0.2", "127.0.0.3"), show_default=True,
-              help="Loopback address of a demo site (repeat; each is another site).")
+@click.option("--port", default=demo_topology.PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the bridge and of the demo sites.")
+@click.option("--bridge-host", default=demo_topology.BRIDGE_HOST, show_default=True,
+              help="Loopback address of the bridge.")
+@click.option("--site-host", "site_hosts", multiple=True, default=demo_topology.SITE_HOSTS, show_default=True,
+              help="Loopback address of a demo site (repeat; each is another site: domain-a, domain-b, ...).")
 def demo(port: int, bridge_host: str, site_hosts: tuple[str, ...]) -> None:
-    """Start the bridge and two demo sites (domain-a, domain-b) on loopback and print their URLs."""
-    from .demo import run_demo  # the demo's extra imports are not needed by serve and check
+    """Start the bridge and two demo sites (domain-a, domain-b) on loopback and print their URLs. Needs the demo
+    extra: pip install 'cookiebridge[demo]'."""
+    from .demo import DemoError, run_demo  # the servers' imports only when the demo runs
 
-    run_demo(bridge_host=bridge_host, site_hosts=site_hosts, port=port)
+    try:
+        run_demo(bridge_host=bridge_host, site_hosts=site_hosts, port=port, echo=click.echo)
+    except DemoError as exc:
+        raise click.exceptions.Exit(_fail(str(exc))) from None

@@ -21,11 +21,11 @@ from typing import Iterator
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cookiebridge.demo_chat import ChatServer
-from cookiebridge.demo_sites import create_demo_app
-from cookiebridge.devcerts import Certs, make_certificates
+from cookiebridge.demo.chat import ChatServer
+from cookiebridge.demo.sites import create_demo_app
+from cookiebridge.demo.certs import Certs, make_certificates
 from e2e import drivers, matrix
-from cookiebridge.demo import https_server
+from cookiebridge.demo.servers import https_server
 from e2e.lab.attacks import Lab, forwarding_proxy, hostile_app, running_lab
 from e2e.topology import (COOKIE, IDENTITY_SECRET, NAMED_BARE_PAGE, RESULTS, SECRET, WIDGET_SETTLED, NamedTopology,
                           Topology, bridge_args)

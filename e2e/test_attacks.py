@@ -38,12 +38,12 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from cookiebridge.assets import IFRAME_PAGE, build_assets
-from cookiebridge.devcerts import Certs
+from cookiebridge.demo.certs import Certs
 from e2e.conftest import COOKIE, IDENTITY_SECRET, SECRET, Topology, bridge_args
 from e2e.drivers import Session
 from e2e.matrix import observe
 from e2e.widget import FORM, ChatWidget
-from cookiebridge.demo import https_server
+from cookiebridge.demo.servers import https_server
 from e2e.servers import ServerThread, hostile_app
 from tests.processes import BridgeProcess, free_port
 

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from e2e.conftest import RESULTS
+from e2e.topology import RESULTS
 from e2e.drivers import Session
 from e2e.matrix import observe
 from e2e.widget import FORM, TRANSCRIPT, ChatWidget

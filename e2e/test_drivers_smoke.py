@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from e2e import drivers
-from cookiebridge.devcerts import Certs, make_certificates, ssl_context_for_client, ssl_context_for_server
+from cookiebridge.demo.certs import Certs, make_certificates, ssl_context_for_client, ssl_context_for_server
 
 MATRIX = drivers.matrix()
 MATRIX_IDS = [f"{engine}-{policy}" for engine, policy in MATRIX]

@@ -16,7 +16,7 @@ import pytest
 
 from cookiebridge.devcerts import Certs, ssl_context_for_client
 from e2e import drivers
-from e2e.conftest import COOKIE, NAMED_BARE_PAGE, NamedTopology
+from e2e.topology import COOKIE, NAMED_BARE_PAGE, NamedTopology
 
 SITE_COOKIE = "named-smoke"  # a site's own cookie, on its registrable domain
 REGISTRABLE_A = "domain-a.test"

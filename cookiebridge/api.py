@@ -34,6 +34,9 @@ MAX_VALUE = 4096
 RECORD_OVERHEAD = 128
 Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
 logger = logging.getLogger("cookiebridge")
+# One info line per handoff issued or redeemed and per identity load, naming sites only: never a code, value or
+# token (`cookiebridge demo` shows them as the customer clicks; `serve` logs them with its other info lines).
+events = logging.getLogger("cookiebridge.api")
 
 
 def client_key(host: str) -> str:
@@ -209,6 +212,7 @@ class Api:
         record = json.dumps({"name": name, "value": value, "from": origin}).encode("utf-8")
         await self._spend_handoff_budget(origin, len(record) + RECORD_OVERHEAD)
         await self.store.put(f"handoff:{ident}", record, self.codes.ttl)
+        events.info("handoff issued on %s for a link to %s", origin, destination, extra={"event": "handoff-issued"})
         return {"code": code, "expiresIn": self.codes.ttl}
 
     async def redeem_handoff(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
@@ -218,6 +222,8 @@ class Api:
         if record is None:
             raise BridgeError(USED, "handoff code was already used or has expired")
         stored = json.loads(record)
+        events.info("handoff redeemed on %s: a chat continued from %s", origin, stored["from"],
+                    extra={"event": "handoff-redeemed"})
         return {"name": stored["name"], "value": stored["value"], "from": stored["from"]}
 
     def _session_key(self, data: dict[str, Any]) -> str:
@@ -232,6 +238,8 @@ class Api:
 
     async def load_identity(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
         stored = await self.store.get(self._session_key(data))
+        events.info("identity load on %s: %s", origin, "a chat found" if stored is not None else "no chat saved",
+                    extra={"event": "identity-load"})
         return {"value": stored.decode("utf-8") if stored is not None else None}
 
     async def delete_identity(self, data: dict[str, Any], origin: str) -> dict[str, Any]:

@@ -16,8 +16,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from cookiebridge import demo_chat
-from cookiebridge.demo_chat import CHAT_API_KEY, GREETING, SYSTEM_PARTICIPANT, ChatServer, parse_form
+from cookiebridge.demo import chat as demo_chat
+from cookiebridge.demo.chat import CHAT_API_KEY, GREETING, SYSTEM_PARTICIPANT, ChatServer, parse_form
 
 D = "/genesys/chat/v3/customer-support"
 KEY = {"x-api-key": CHAT_API_KEY}

@@ -5,11 +5,12 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from cookiebridge.demo_chat import CHAT_API_KEY, CHAT_ENDPOINT, ChatServer
-from cookiebridge.demo_sites import CHAT_DATA_URL, create_demo_app
+from cookiebridge.demo.chat import CHAT_API_KEY, CHAT_ENDPOINT, ChatServer
+from cookiebridge.demo.sites import CHAT_DATA_URL, create_demo_app
 from cookiebridge.origins import OriginError
 
 BRIDGE = "https://127.0.0.1:8443"
+STATUS_SCRIPT = "/demo/status.js"
 SITE_A, SITE_B = "https://127.0.0.2:8443", "https://127.0.0.3:8443"
 
 # Distinctive lines of the guide's "Complete Chat Initialization Sample", in the order the guide has them.
@@ -101,8 +102,9 @@ def test_index_embeds_the_bridge_constants_and_links_to_the_other_site(site_a: T
     assert constant(html, "SESSION_COOKIE_NAME") == "customer-defined-session-cookie"
     assert f'<script src="{BRIDGE}/cookie-provider.min.js"></script>' in html
     assert html.index("cookie-provider.min.js") < html.index("const IFRAME_URL")
-    assert '<a id="to-other-site" href="https://127.0.0.3:8443/">Continue on 127.0.0.3:8443</a>' in html
-    assert "<h1>127.0.0.2:8443</h1>" in html
+    assert ('<a id="to-other-site" href="https://127.0.0.3:8443/">Continue on domain-b '
+            '<span class="address">127.0.0.3:8443</span></a>') in html
+    assert '<h1>domain-a <span class="address">127.0.0.2:8443</span></h1>' in html
 
 
 def test_the_first_script_collects_uncaught_errors(site_a: TestClient) -> None:
@@ -138,7 +140,7 @@ def test_extension_page_uses_init_cookie_provider_extension(site_a: TestClient) 
     assert '<strong id="third-party-cookies">' in html
     assert constant(html, "IFRAME_URL") == BRIDGE + "/iframe.html"
     assert '<a id="to-other-site" href="https://127.0.0.3:8443/extension.html">' in html
-    assert 'id="to-other-site-extension" class="secondary" href="https://127.0.0.3:8443/extension.html"' in html
+    assert html.count('href="https://127.0.0.3:8443/extension.html"') == 1  # one "Continue on" link, not two
 
 
 def test_each_site_links_to_all_the_others(emulator: ChatServer) -> None:
@@ -161,7 +163,7 @@ def test_hostile_cookie_name_and_bridge_url_stay_inside_their_strings(emulator: 
         benign = client_for(benign_app).get(path).text
         html = client_for(app).get(path).text
         assert "<script>alert" not in html
-        assert html.count("</script>") == benign.count("</script>") == 3
+        assert html.count("</script>") == benign.count("</script>") == 5  # with the demo config and status script
         assert html.count("<!--") == benign.count("<!--")
         assert "\u2028" not in html  # raw line separators are escaped too
         assert constant(html, "SESSION_COOKIE_NAME") == name
@@ -195,7 +197,8 @@ EXTENSION_PAGES = ("/finalizer.html", "/web-engagement.html", "/media-widget.htm
 
 
 def script_sources(html: str) -> list[str]:
-    return re.findall(r'<script src="([^"]+)"></script>', html)
+    """The page's script tags, without the demo's own explanation (/demo/status.js, on every chat page)."""
+    return [src for src in re.findall(r'<script src="([^"]+)"></script>', html) if src != STATUS_SCRIPT]
 
 
 def test_extension_pages_are_served_and_collect_errors(site_a: TestClient) -> None:
@@ -355,10 +358,90 @@ def test_widgets_dir_must_hold_cxbus(tmp_path: Path) -> None:
 
 
 def test_widget_file_resolution_stays_inside_the_folder(widgets_copy: Path) -> None:
-    from cookiebridge.demo_sites import _widget_file
+    from cookiebridge.demo.sites import _widget_file
 
     root = widgets_copy.resolve()
     assert _widget_file(root, "plugins/webchat.min.js") == root / "plugins" / "webchat.min.js"
     for path in ("../outside.js", "plugins/../../outside.js", "plugins/link.js", ".hidden.js", "a\\b.js",
                  "c:/x.js", "cxbus.min.js\x00.js", "", "plugins//webchat.min.js", "/etc/passwd.js"):
         assert _widget_file(root, path) is None, path
+
+
+# -- the demo's explanations -------------------------------------------------------------------------------------
+
+
+def demo_config(html: str) -> dict:
+    match = re.search(r'<script type="application/json" id="demo-config">(.*?)</script>', html, re.S)
+    assert match
+    return json.loads(match.group(1))
+
+
+def test_chat_pages_load_the_status_script_in_the_head_before_the_provider(site_a: TestClient) -> None:
+    for path in ("/", "/extension.html", "/finalizer.html"):
+        html = site_a.get(path).text
+        head = html[: html.index("</head>")]
+        assert f'<script src="{STATUS_SCRIPT}"></script>' in head, path  # before any provider exists
+        assert html.index(STATUS_SCRIPT) < html.index("cookie-provider.min.js"), path
+        assert html.index('id="demo-config"') < html.index(STATUS_SCRIPT), path
+        assert 'id="demo-status"' in html and 'id="status-mechanism"' in html and 'id="status-notice"' in html
+        config = demo_config(html)
+        assert config["bridge"] == BRIDGE and config["here"] == "domain-a"
+        assert config["sites"] == {SITE_A: "domain-a", SITE_B: "domain-b"}
+        assert config["cookieName"] == "customer-defined-session-cookie"
+        assert config["identityPage"] is None and config["signedIn"] is False  # no identity secret given here
+    script = site_a.get(STATUS_SCRIPT)
+    assert script.status_code == 200 and script.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert "cookiebridge DEMO ONLY" in script.text and "cookiebridge:restored" in script.text
+
+
+def test_pages_without_a_chat_have_no_status_panel(site_a: TestClient) -> None:
+    for path in ("/web-engagement.html", "/media-widget.html"):
+        html = site_a.get(path).text
+        assert STATUS_SCRIPT not in html and 'id="demo-status"' not in html, path
+
+
+def test_the_guides_sample_is_untouched_by_the_demo_additions(site_a: TestClient) -> None:
+    """The explanation is a separate script: the guide's sample script does not mention it."""
+    sample = next(s for s in scripts(site_a.get("/").text) if "CXBus" in s)
+    assert "demo-status" not in sample and "__demoStatus" not in sample and "cookiebridge:restored" not in sample
+
+
+def test_sites_are_named_domain_a_and_b_with_their_address(site_a: TestClient) -> None:
+    html = site_a.get("/").text
+    assert "<title>domain-a · cookiebridge demo</title>" in html
+    b = client_for(create_demo_app(bridge_url=BRIDGE, sites=[SITE_A, SITE_B]), SITE_B).get("/").text
+    assert '<h1>domain-b <span class="address">127.0.0.3:8443</span></h1>' in b
+    assert "Continue on domain-a" in b
+
+
+def test_signed_in_page_is_offered_when_the_bridge_has_an_identity_secret(emulator: ChatServer,
+                                                                          tmp_path: Path) -> None:
+    app = create_demo_app(bridge_url=BRIDGE, sites=[SITE_A, SITE_B], emulator=emulator, identity_secret="s" * 32,
+                          ca_file=tmp_path / "ca.pem")
+    client = client_for(app)
+    index = client.get("/").text
+    assert '<a id="sign-in" class="secondary" href="/identity.html">' in index
+    config = demo_config(index)
+    assert config["identityPage"] == "/identity.html" and config["caFile"] == str(tmp_path / "ca.pem")
+    signed_in = client.get("/identity.html").text
+    assert demo_config(signed_in)["signedIn"] is True
+    assert '<a id="sign-out" class="secondary" href="/">' in signed_in and 'id="sign-in"' not in signed_in
+    assert "{ identity: " in signed_in
+    assert 'href="https://127.0.0.3:8443/identity.html?customer=demo-customer"' in signed_in
+
+
+def test_media_widget_shows_only_itself_inside_a_frame_and_the_invitation_stays_for_a_pop_up(
+        site_a: TestClient) -> None:
+    media = site_a.get("/media-widget.html").text
+    assert 'if (window.top !== window) document.documentElement.classList.add("embedded");' in media
+    assert "html.embedded header, html.embedded .links { display: none; }" in media
+    invitation = site_a.get("/web-engagement.html").text
+    assert 'if (inPage) document.getElementById("invitation").hidden = true;' in invitation
+
+
+def test_packaged_demo_files_sit_inside_the_demo_package() -> None:
+    from cookiebridge.demo import sites
+
+    assert sites.TEMPLATES.parent == sites.STATIC.parent == Path(sites.__file__).resolve().parent
+    assert {path.name for path in sites.STATIC.iterdir()} >= {"widgets-double.js", "demo-status.js"}
+    assert (sites.TEMPLATES / "base.html").is_file()

@@ -37,16 +37,22 @@ def test_wheel_install_finds_templates_and_scripts_in_site_packages(tmp_path: Pa
         "import cookiebridge.resources as r, cookiebridge.assets as a;"
         "print(r.resource_dir('static'));"
         "print(r.resource_dir('templates'));"
-        "print(len(a.build_assets(['https://a.example'], ['c'], 60)))"
+        "print(len(a.build_assets(['https://a.example'], ['c'], 60)));"
+        "import cookiebridge.demo.sites as d;"
+        "print(d.TEMPLATES / 'base.html' if (d.TEMPLATES / 'base.html').is_file() else 'missing');"
+        "print(d.STATIC / 'widgets-double.js' if (d.STATIC / 'widgets-double.js').is_file() else 'missing')"
     )
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     result = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=outside, timeout=60)
     assert result.returncode == 0, result.stderr
-    static, templates, count = result.stdout.split()
+    static, templates, count, demo_page, demo_widget = result.stdout.split()
     assert "site-packages/cookiebridge/static" in static
     assert "site-packages/cookiebridge/templates" in templates
     assert count == str(len(SCRIPTS) + 1)  # the scripts and iframe.html
+    # The demo's pages and widget double travel inside its package (cookiebridge/demo/).
+    assert "site-packages/cookiebridge/demo/templates/base.html" in demo_page
+    assert "site-packages/cookiebridge/demo/static/widgets-double.js" in demo_widget
     check = subprocess.run([env_dir / "bin" / "cookiebridge", "check", "--trusted-origin", "https://a.example"],
                            capture_output=True, text=True, cwd=outside, timeout=60)
     assert check.returncode == 0 and 'trusted_origins = ["https://a.example"]' in check.stdout

@@ -1057,8 +1057,11 @@
         ? ' · legacy transport (no type): the async hooks are never called and the chat does not persist'
         : svc.mode === 'plain' ? ' · async disabled: the hooks are never called'
           : ' · transport type "' + transportConfig().type + '" is not modelled: no chat';
-      this.status.textContent = 'Test double of Genesys Widgets 9 (not Genesys code) · ' + location.host + ' · state: ' +
-        model.state + (model.sessionId ? ' · session ' + model.sessionId.slice(0, 8) : '') + transport;
+      // The state and session id only with CXBus.configure({ debug: true }) and ?debug=1 (the guide's sample always
+      // sets debug: true): a newcomer's panel says what it is, not how it works.
+      const details = busConfig.debug && /[?&]debug=1\b/.test(location.search)
+        ? ' · state: ' + model.state + (model.sessionId ? ' · session ' + model.sessionId.slice(0, 8) : '') : '';
+      this.status.textContent = 'Test double of Genesys Widgets 9 (not Genesys code)' + details + transport;
     },
     remove: function () {
       if (this.root && this.root.parentNode) this.root.parentNode.removeChild(this.root);

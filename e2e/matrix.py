@@ -17,7 +17,8 @@ _rows: dict[tuple[str, str, str], dict[str, Any]] = {}
 _started = 0.0
 
 
-def start(results: Path) -> None:
+def start() -> None:
+    """Forget any rows of an earlier run in this process and note when this one started."""
     global _started
     _started = time.time()
     _rows.clear()

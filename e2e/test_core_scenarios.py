@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from e2e.conftest import COOKIE, Topology, wait_saved_in_iframe
+from e2e.topology import COOKIE, Topology, wait_saved_in_iframe
 from e2e.drivers import Session
 from e2e.matrix import observe
 from e2e.widget import FORM, TRANSCRIPT, ChatWidget

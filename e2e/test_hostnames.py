@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from cookiebridge.devcerts import Certs, ssl_context_for_client
+from cookiebridge.demo.certs import Certs, ssl_context_for_client
 from e2e import drivers
 from e2e.topology import COOKIE, NAMED_BARE_PAGE, NamedTopology
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from e2e.conftest import COOKIE
+from e2e.topology import COOKIE
 from e2e.drivers import Session
 from e2e.lab import HANDOFF, LabTopology, mint, redeem
 from e2e.lab.gestures import Unsupported, gestures, touch_capable

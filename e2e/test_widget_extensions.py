@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from e2e.conftest import COOKIE, Topology
+from e2e.topology import COOKIE, Topology
 from e2e.drivers import Session
 from e2e.matrix import observe
 from e2e.widget import FORM, TRANSCRIPT, ChatWidget

@@ -1,7 +1,7 @@
 """Overload: one `serve` worker driven past saturation with handoff traffic, then back to a light load. Does it shed
 (answer 503/429 at once) and recover, or does every client time out? Loopback only, bounded (about 90 s).
 
-    python bench/overload.py [--light 16] [--heavy 2500] [--seconds 8] [--timeout 1] [--json FILE]
+    python -m bench.overload [--light 16] [--heavy 2500] [--seconds 8] [--timeout 1] [--json FILE]
 
 Two configurations of the same tree, `max_concurrent_requests` 128 (the default) and 100000 (no shedding, as
 before issue 16), both with `max_connections` 5000 so that the connection cap is not what sheds. Two kinds of
@@ -25,9 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import ROOT, free_port, print_machine, stop_process as stop, wait_for_http  # noqa: E402
+from bench.common import ROOT, print_machine, stop_process as stop, wait_for_http
+from testsupport import free_port
 
 A, B = "https://domain-a.example", "https://domain-b.example"
 NAME = "customer-defined-session-cookie"

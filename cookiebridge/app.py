@@ -238,9 +238,6 @@ def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
     # No 307 from /iframe.html/ to /iframe.html: its Location would be built from the Host header (and say http://
     # behind a TLS proxy). Every URL the bridge serves is exact; anything else is a 404.
     app.router.redirect_slashes = False
-    app.state.settings = settings
-    app.state.assets = {asset.name: asset for asset in assets}
-    app.state.store = store
     return app
 
 

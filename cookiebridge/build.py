@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,7 +40,6 @@ class BuildResult:
     brotli: bool  # whether .br copies were made
     script_tag: str
     iframe_url: str
-    manifest: dict = field(repr=False, default_factory=dict)
 
 
 def check_public_url(public_url: str) -> str:
@@ -191,5 +190,5 @@ def build(settings: Settings, out_dir: str | os.PathLike[str], public_url: str, 
     return BuildResult(
         out_dir=out, public_url=public_url, files=sorted(files), written=written,
         brotli=any("br" in asset.encodings for asset in assets),
-        script_tag=script_tag(provider, public_url), iframe_url=public_url + IFRAME_PAGE, manifest=manifest,
+        script_tag=script_tag(provider, public_url), iframe_url=public_url + IFRAME_PAGE,
     )

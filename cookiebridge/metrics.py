@@ -31,7 +31,7 @@ ERROR_CODES = frozenset({
     "unsupported-algorithm", "bad-signature", "not-yet-valid", "wrong-audience",
 })
 ENDPOINTS = ("handoff", "handoff_redeem", "identity_save", "identity_load", "identity_delete")
-STORE_OPERATIONS = ("put", "add", "get", "take", "delete", "hit", "purge_expired", "ping")
+STORE_OPERATIONS = ("put", "get", "take", "delete", "hit", "purge_expired")
 SHED_KINDS = ("refused", "evicted", "busy", "slow-header", "slow-body", "refused-431", "refused-414", "over-budget")
 
 REGISTRY = CollectorRegistry(auto_describe=True)

@@ -49,13 +49,11 @@ class StoreUnavailable(StoreError, BridgeError):
 @runtime_checkable
 class Store(Protocol):
     async def put(self, key: str, value: bytes, ttl: float) -> None: ...
-    async def add(self, key: str, value: bytes, ttl: float) -> bool: ...
     async def get(self, key: str) -> bytes | None: ...
     async def take(self, key: str) -> bytes | None: ...
     async def delete(self, key: str) -> bool: ...
     async def hit(self, key: str, window: float, amount: int = 1) -> int: ...
     async def purge_expired(self) -> int: ...
-    async def ping(self) -> None: ...
     async def aclose(self) -> None: ...
 
 
@@ -185,12 +183,6 @@ ON CONFLICT (key) DO UPDATE SET
     expires = CASE WHEN expires > :now THEN expires ELSE :expires END
 """
 
-_ADD = """
-INSERT INTO kv (key, value, expires) VALUES (?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires WHERE kv.expires <= ?
-"""
-
-
 @contextlib.contextmanager
 def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
     """A write transaction that takes the write lock up front, so no other connection slips in between."""
@@ -210,15 +202,13 @@ class SQLiteStore:
     Expiry times are wall-clock seconds, so several processes sharing the file agree on them.
     """
 
-    def __init__(self, path: str, *, busy_timeout: float = 5.0, purge_every: int = 1000) -> None:
+    def __init__(self, path: str, *, busy_timeout: float = 5.0) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
-        self._purge_every = purge_every
         self._returning = sqlite3.sqlite_version_info >= (3, 35, 0)  # DELETE ... RETURNING
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._local = threading.local()  # .conn: the worker thread's own connection
-        self._writes = 0
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -270,11 +260,6 @@ class SQLiteStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
 
-    def _wrote(self, conn: sqlite3.Connection) -> None:
-        self._writes += 1
-        if self._writes % self._purge_every == 0:
-            self._purge(conn)
-
     @staticmethod
     def _purge(conn: sqlite3.Connection) -> int:
         purged = conn.execute("DELETE FROM kv WHERE expires <= ?", (time.time(),)).rowcount
@@ -290,21 +275,8 @@ class SQLiteStore:
 
         def put(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)", (key, value, time.time() + ttl))
-            self._wrote(conn)
 
         await self._run(put)
-
-    async def add(self, key: str, value: bytes, ttl: float) -> bool:
-        _check(key, ttl)
-        _check_value(value)
-
-        def add(conn: sqlite3.Connection) -> bool:
-            now = time.time()
-            written = conn.execute(_ADD, (key, value, now + ttl, now)).rowcount > 0
-            self._wrote(conn)
-            return written
-
-        return await self._run(add)
 
     async def get(self, key: str) -> bytes | None:
         _check(key)
@@ -351,17 +323,13 @@ class SQLiteStore:
                 with _immediate(conn):
                     conn.execute(_HIT, params)
                     count = conn.execute("SELECT CAST(value AS INTEGER) FROM kv WHERE key = ?", (key,)).fetchone()[0]
-            self._wrote(conn)
             return count
 
         return await self._run(hit)
 
     async def purge_expired(self) -> int:
+        """Delete expired entries and give their space back; the app calls it every PURGE_INTERVAL seconds."""
         return await self._run(self._purge)
-
-    async def ping(self) -> None:
-        # Deleting a key that cannot exist needs the write lock but writes nothing: a read-only or locked file fails.
-        await self._run(lambda conn: conn.execute("DELETE FROM kv WHERE key = ''"))
 
     async def aclose(self) -> None:
         """Close the connection and stop the worker; a later call opens them again."""
@@ -453,12 +421,6 @@ class RedisStore:
         with self._errors():
             await self._redis().set(key, value, px=self._ms(ttl))
 
-    async def add(self, key: str, value: bytes, ttl: float) -> bool:
-        _check(key, ttl)
-        _check_value(value)
-        with self._errors():
-            return bool(await self._redis().set(key, value, px=self._ms(ttl), nx=True))
-
     async def get(self, key: str) -> bytes | None:
         _check(key)
         with self._errors():
@@ -486,10 +448,6 @@ class RedisStore:
 
     async def purge_expired(self) -> int:
         return 0  # Redis expires keys itself
-
-    async def ping(self) -> None:
-        with self._errors():
-            await self._redis().ping()
 
     async def aclose(self) -> None:
         """Close the connections; a later call opens new ones."""

@@ -25,6 +25,7 @@ from cookiebridge.app import create_app
 from cookiebridge.config import ConfigError, Settings, secret_weakness
 from cookiebridge.handoff import SALT
 from cookiebridge.identity import sign_identity
+from cookiebridge.stores import open_store
 from testsupport import make_settings, sqlite_url
 from testsupport.api import cookiebridge, issue, post, token
 from testsupport.settings import A, B, C, IDENTITY_KEY, NAME, VALUE
@@ -503,8 +504,10 @@ def test_an_unexpected_exception_is_a_json_500_and_one_log_line(tmp_path: Path, 
         raise RuntimeError("simulated bug\nwith a second line")
 
     monkeypatch.setattr(app_module, "healthz", broken)
-    app = create_app(bridge_settings(tmp_path))
-    monkeypatch.setattr(app.state.store, "get", broken)
+    settings = bridge_settings(tmp_path)
+    store = open_store(settings.store)
+    app = create_app(settings, store)
+    monkeypatch.setattr(store, "get", broken)
     with TestClient(app, raise_server_exceptions=False) as client, caplog.at_level("ERROR"):
         status, body, headers = post(client, "identity/load", A, {"token": token(), "name": NAME})
         health = client.get("/healthz")

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from cookiebridge.app import create_app
 from cookiebridge.identity import sign_identity
 from cookiebridge.logs import JsonFormatter
-from cookiebridge.stores import StoreUnavailable
+from cookiebridge.stores import StoreUnavailable, open_store
 from testsupport import BridgeProcess, make_settings, sqlite_url
 
 A, B = "https://domain-a.example", "https://domain-b.example"
@@ -83,12 +83,13 @@ def test_json_log_lines_carry_the_request_and_no_secret(tmp_path: Path) -> None:
 def test_lines_logged_during_a_request_carry_its_request_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = make_settings(trusted_origins=[A, B], secret_key=SECRET, identity_secret=IDENTITY_KEY,
                              log_format="json", store=sqlite_url(tmp_path))
-    app = create_app(settings)
+    store = open_store(settings.store)
+    app = create_app(settings, store)
 
     async def down(*args: object) -> None:
         raise StoreUnavailable("SQLite store x: disk I/O error")
 
-    monkeypatch.setattr(app.state.store, "get", down)
+    monkeypatch.setattr(store, "get", down)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())

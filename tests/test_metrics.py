@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from cookiebridge import __version__, metrics
 from cookiebridge.app import create_app
 from cookiebridge.identity import sign_identity
+from cookiebridge.stores import Store, open_store
 from testsupport import BridgeProcess, make_settings, sqlite_url
 
 A, B = "https://domain-a.example", "https://domain-b.example"
@@ -26,10 +27,11 @@ IDENTITY_KEY = "metrics-identity-Qm4vT9xK2pL7wZ3nR8bYz"
 SCRAPER = ("127.0.0.1", 40000)
 
 
-def make_client(tmp_path: Path, client: tuple[str, int] = SCRAPER, **flags: object) -> TestClient:
+def make_client(tmp_path: Path, client: tuple[str, int] = SCRAPER, store: Store | None = None,
+                **flags: object) -> TestClient:
     settings = make_settings(**{"trusted_origins": [A, B], "secret_key": SECRET, "identity_secret": IDENTITY_KEY,
                                 "metrics": True, "store": sqlite_url(tmp_path), **flags})
-    return TestClient(create_app(settings), client=client)
+    return TestClient(create_app(settings, store), client=client)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -69,7 +71,8 @@ def test_only_allowed_addresses_read_metrics_and_others_get_the_plain_404(tmp_pa
 
 def test_counters_for_handoffs_identity_store_errors_rate_limit_and_latency(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    client = make_client(tmp_path, rate_limit=50)
+    store = open_store(sqlite_url(tmp_path))  # the test makes it fail for a moment
+    client = make_client(tmp_path, rate_limit=50, store=store)
     before = samples(client.get("/metrics").text)
     code = post(client, "handoff", {"name": NAME, "value": "v", "destination": B}).json()["code"]
     redeem = {"code": code, "referrer": A + "/"}
@@ -84,7 +87,6 @@ def test_counters_for_handoffs_identity_store_errors_rate_limit_and_latency(tmp_
     assert post(client, "identity/load", {"token": token, "name": NAME}).json() == {"value": "s"}
     assert post(client, "identity/delete", {"token": token, "name": NAME}).json() == {"deleted": True}
     assert post(client, "identity/load", {"token": token + "x", "name": NAME}).status_code == 403
-    store = client.app.state.store
 
     async def down(*args: object) -> None:
         from cookiebridge.stores import StoreUnavailable

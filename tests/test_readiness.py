@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from cookiebridge import health
 from cookiebridge.app import create_app
 from cookiebridge.identity import sign_identity
-from cookiebridge.stores import StoreUnavailable
+from cookiebridge.stores import Store, StoreUnavailable, open_store
 from testsupport import INSTALL_HINT, BridgeProcess, RedisServer, find_redis_server, free_port, make_settings
 
 A, B = "https://domain-a.example", "https://domain-b.example"
@@ -51,19 +52,21 @@ def load(client: TestClient) -> int:
     return client.post("/api/v1/identity/load", content=json.dumps(body), headers={"Origin": A}).status_code
 
 
-def app_on(store: str):
-    return create_app(make_settings(trusted_origins=[A, B], secret_key=SECRET, identity_secret=IDENTITY_KEY,
-                                    store=store))
+def app_on(url: str) -> tuple[Starlette, Store]:
+    """The app on the store at `url`, and that store: a test replaces its methods to make it fail."""
+    store = open_store(url)
+    settings = make_settings(trusted_origins=[A, B], secret_key=SECRET, identity_secret=IDENTITY_KEY, store=url)
+    return create_app(settings, store), store
 
 
 def test_healthz_never_touches_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = app_on(f"sqlite:///{tmp_path / 'bridge.db'}")
+    app, store = app_on(f"sqlite:///{tmp_path / 'bridge.db'}")
 
     async def broken(*args: object) -> None:
         raise AssertionError("/healthz used the store")
 
-    for operation in ("put", "get", "delete", "ping", "hit"):
-        monkeypatch.setattr(app.state.store, operation, broken)
+    for operation in ("put", "get", "delete", "hit"):
+        monkeypatch.setattr(store, operation, broken)
     with TestClient(app) as client:
         assert client.get("/healthz").json()["status"] == "ok"
 
@@ -71,7 +74,7 @@ def test_healthz_never_touches_the_store(tmp_path: Path, monkeypatch: pytest.Mon
 def test_readyz_names_the_store_while_it_fails_and_recovers_by_itself(redis: RedisServer,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health, "READY_CACHE", 0.0)
-    with TestClient(app_on(redis.url)) as client:
+    with TestClient(app_on(redis.url)[0]) as client:
         ready = client.get("/readyz")
         assert (ready.status_code, ready.json()["status"]) == (200, "ready")
         redis.stop()
@@ -84,15 +87,15 @@ def test_readyz_names_the_store_while_it_fails_and_recovers_by_itself(redis: Red
 
 
 def test_readyz_answers_are_reused_for_a_second(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = app_on(f"sqlite:///{tmp_path / 'bridge.db'}")
+    app, store = app_on(f"sqlite:///{tmp_path / 'bridge.db'}")
     calls = []
-    put = app.state.store.put
+    put = store.put
 
     async def counting(*args: object) -> None:
         calls.append(args[0])
         await put(*args)
 
-    monkeypatch.setattr(app.state.store, "put", counting)
+    monkeypatch.setattr(store, "put", counting)
     with TestClient(app) as client:
         assert {client.get("/readyz").status_code for _ in range(20)} == {200}
     assert len(calls) == 1
@@ -103,8 +106,8 @@ def test_each_store_incident_is_logged_once_not_per_request(tmp_path: Path, monk
     """Reads fail while the rate limit's writes still work (the store half down): one incident, not a line per
     request; it ends at the first success RECOVERY_QUIET after the last failure."""
     monkeypatch.setattr(health, "RECOVERY_QUIET", 0.3)
-    app = app_on(f"sqlite:///{tmp_path / 'bridge.db'}")
-    get = app.state.store.get
+    app, store = app_on(f"sqlite:///{tmp_path / 'bridge.db'}")
+    get = store.get
 
     async def down(*args: object) -> None:
         raise StoreUnavailable("SQLite store x: disk I/O error")
@@ -112,9 +115,9 @@ def test_each_store_incident_is_logged_once_not_per_request(tmp_path: Path, monk
     with TestClient(app) as client, caplog.at_level(logging.INFO, logger="cookiebridge"):
         assert load(client) == 200
         for incident in range(2):
-            monkeypatch.setattr(app.state.store, "get", down)
+            monkeypatch.setattr(store, "get", down)
             assert [load(client) for _ in range(15)] == [503] * 15
-            monkeypatch.setattr(app.state.store, "get", get)
+            monkeypatch.setattr(store, "get", get)
             assert load(client) == 200  # too soon to call it recovered
             time.sleep(0.35)
             assert load(client) == 200

@@ -147,7 +147,7 @@ def test_sqlite_gives_the_space_of_expired_entries_back(tmp_path: Path) -> None:
     path = tmp_path / "b.db"
 
     async def flood_then_purge() -> tuple[int, int]:
-        store = SQLiteStore(str(path), purge_every=10**9)
+        store = SQLiteStore(str(path))
         try:
             for n in range(3000):
                 await store.put(f"handoff:{n}", BIG.encode(), 0.5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import resource
 import shutil
@@ -18,58 +17,88 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from . import __version__
-from .config import ENV_PREFIX, ConfigError, Settings, load_settings
+from .config import (
+    ENV_PREFIX,
+    SETTINGS,
+    ConfigError,
+    Setting,
+    Settings,
+    load_settings,
+    parse,
+)
 from .demo import topology as demo_topology
 from .limits import Limits
 from .logs import uvicorn_log_config
 from .stores import describe_store_url, open_store
 
-# Every option that maps onto a setting; `serve` and `check` share them so `check` validates what `serve` runs.
-_SETTING_OPTIONS = [
-    click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML configuration file."),
-    click.option("--trusted-origin", "trusted_origins", multiple=True, metavar="ORIGIN",
-                 help="A site allowed to use the bridge, e.g. https://domain-a.com (repeat for each site)."),
-    click.option("--cookie-name", "cookie_names", multiple=True, metavar="NAME",
-                 help="A session cookie name the sites may store (repeatable)."),
-    click.option("--cookie-max-age", help="Lifetime in seconds of the cookies the bridge writes."),
-    click.option("--secret-key", help="Signing key (prefer COOKIEBRIDGE_SECRET_KEY: flags show in `ps`)."),
-    click.option("--host", help="Interface to bind [127.0.0.1]."),
-    click.option("--port", help="Port to bind [8000]."),
-    click.option("--ssl-certfile", help="TLS certificate chain (PEM)."),
-    click.option("--ssl-keyfile", help="TLS private key (PEM)."),
-    click.option("--workers", help="Worker processes [1]."),
-    click.option("--proxy-headers/--no-proxy-headers", default=None,
-                 help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (behind a TLS-terminating proxy)."),
-    click.option("--forwarded-allow-ips", help="Proxy addresses whose forwarded headers are trusted [127.0.0.1]."),
-    click.option("--log-level", help="critical, error, warning, info, debug or trace [info]."),
-    click.option("--log-format", help="text (uvicorn's lines) or json (one object per line, one per request) [text]."),
-    click.option("--metrics/--no-metrics", default=None, help="Answer /metrics in the Prometheus text format [off]."),
-    click.option("--metrics-allow-ips", help="Addresses or networks that may read /metrics [127.0.0.1,::1]."),
-    click.option("--store", help="sqlite:///path/file.db (default sqlite:cookiebridge.db), redis://host:6379/0, "
-                 "redis+sentinel://host:26379,host2:26379/mymaster/0 or redis+cluster://host:7000,host2:7000."),
-    click.option("--handoff-ttl", help="Seconds a link handoff code stays valid [60]."),
-    click.option("--handoff-referrer-gate/--no-handoff-referrer-gate", default=None,
-                 help="Redeem a handoff code only on a page whose referrer is the site that issued it [on]."),
-    click.option("--identity-secret", help="Key your sites' backends sign identity tokens with "
-                 "(prefer COOKIEBRIDGE_IDENTITY_SECRET)."),
-    click.option("--identity-audience", help="Audience identity tokens must name [cookiebridge]."),
-    click.option("--previous-secret-key", "previous_secret_keys", multiple=True, metavar="KEY",
-                 help="A retired secret_key still accepted for handoff codes during a rotation (repeatable; prefer "
-                      "COOKIEBRIDGE_PREVIOUS_SECRET_KEYS)."),
-    click.option("--previous-identity-secret", "previous_identity_secrets", multiple=True, metavar="KEY",
-                 help="A retired identity_secret still accepted for identity tokens during a rotation (repeatable; "
-                      "prefer COOKIEBRIDGE_PREVIOUS_IDENTITY_SECRETS)."),
-    click.option("--rate-limit", help="API requests a minute per client address [600]."),
-    click.option("--handoff-budget", help="Bytes of handoff records live at once, all sites together [67108864]."),
-    click.option("--handoff-budget-per-origin", help="Bytes of handoff records live at once per issuing site "
-                 "[16777216]."),
-    click.option("--identity-max-ttl", help="Longest validity in seconds accepted for an identity token [86400]."),
-    click.option("--max-header-bytes", help="Largest request head (request line and headers) per request [32768]."),
-    click.option("--header-timeout", help="Seconds a client has to send a request's head [10]."),
-    click.option("--body-timeout", help="Seconds a client has to send a request's body [10]."),
-    click.option("--max-connections", help="Open connections per worker; beyond it the slowest are shed [1000]."),
-    click.option("--max-concurrent-requests", help="Requests answered at once per worker; beyond it new ones get an "
-                 "immediate 503 [128]."),
+
+class ConfigurationError(click.ClickException):
+    """A configuration or command-line error: one line on stderr naming the bad value and the fix, exit status 2
+    (docs/configuration.md lists the exit statuses)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"cookiebridge: error: {self.message}", err=True)
+
+
+class SettingValue(click.ParamType):
+    """A flag's value, parsed as its setting declares (config.parse), so that a bad one gets the same one-line
+    message as in a file or the environment. A repeatable flag takes one item: several in one value are refused."""
+
+    def __init__(self, declared: Setting) -> None:
+        self.declared = declared
+        self.name = "integer" if declared.kind == "int" else "text"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        if self.declared.spec.choices:
+            return "[" + "|".join(self.declared.spec.choices) + "]"
+        if self.declared.kind == "list":
+            return self.declared.spec.item.split()[-1].upper()
+        return None
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        declared = self.declared
+        if declared.kind == "list":
+            if "," in value or len(value.split()) > 1:
+                shown = "<hidden>" if declared.secret else repr(value)
+                raise ConfigurationError(f"{declared.flag} {shown}: one {declared.spec.item} per {declared.flag}; "
+                                         f"repeat the flag, or {declared.variable}=a,b")
+            return value
+        try:
+            return parse(declared, value)
+        except ConfigError as exc:
+            raise ConfigurationError(str(exc)) from None
+
+
+def _default_text(declared: Setting) -> str:
+    if declared.spec.default_text is not None:
+        return declared.spec.default_text
+    if declared.kind == "bool":
+        return "on" if declared.default else "off"
+    if declared.default is None or declared.default == ():
+        return "not set"
+    return ", ".join(declared.default) if declared.kind == "list" else str(declared.default)
+
+
+def _setting_option(declared: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The Click option of a setting. No Click default: a flag not given leaves the file and environment in
+    charge, so the declared default is shown in the help text instead."""
+    low_high = f"; {declared.spec.range[0]}-{declared.spec.range[1]}" if declared.spec.range else ""
+    repeat = " Repeat the flag for each." if declared.kind == "list" else ""
+    text = f"{declared.spec.help}{repeat}  [default: {_default_text(declared)}{low_high}]"
+    if declared.kind == "bool":
+        return click.option(f"{declared.flag}/--no-{declared.flag[2:]}", declared.name, default=None, help=text)
+    return click.option(declared.flag, declared.name, type=SettingValue(declared), multiple=declared.kind == "list",
+                        help=text)
+
+
+# Every option that maps onto a setting; `serve`, `check` and `build` share them so `check` validates what `serve`
+# runs.
+_SETTING_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                 help=f"TOML configuration file (or {ENV_PREFIX}CONFIG)."),
+    *(_setting_option(declared) for declared in SETTINGS),
 ]
 
 
@@ -80,16 +109,11 @@ def setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def settings_from_flags(config_file: str | None, **flags: Any) -> Settings:
-    """Load settings or exit with status 2 and one line naming the bad value."""
+    """Load settings, or stop with ConfigurationError: one line naming the bad value, exit status 2."""
     try:
         return load_settings(config_file=config_file, flags=flags)
     except ConfigError as exc:
-        raise click.exceptions.Exit(_fail(str(exc))) from None
-
-
-def _fail(message: str) -> int:
-    click.echo(f"cookiebridge: error: {message}", err=True)
-    return 2
+        raise ConfigurationError(str(exc)) from None
 
 
 def describe_start(settings: Settings) -> list[str]:
@@ -210,7 +234,7 @@ def run(settings: Settings) -> None:
     works, line = check_store(settings, create=True)
     say(settings, line)
     if not works:
-        raise click.exceptions.Exit(2)
+        raise click.exceptions.Exit(2)  # the line above said why, in the log format (JSON lines or text)
     for name in _SECRET_VARIABLES:
         os.environ.pop(ENV_PREFIX + name, None)
     connections = connection_limit(settings.max_connections)
@@ -269,14 +293,17 @@ def serve(config_file: str | None, **flags: Any) -> None:
 def check(config_file: str | None, **flags: Any) -> None:
     """Validate the configuration, print the effective settings (secrets masked) and try the store."""
     settings = settings_from_flags(config_file, **flags)
-    for key, value in settings.effective().items():
-        click.echo(f"{key} = {json.dumps(value)}")
-    for line in describe_start(settings):
+    click.echo("# cookiebridge check: the effective settings (defaults < file < environment < flags), keys masked")
+    for line in settings.effective_toml():
+        click.echo(line)
+    notes = describe_start(settings)
+    for line in notes:
         click.echo(line, err=True)
     works, line = check_store(settings, create=False)
-    click.echo(line, err=True)
     if not works:
-        raise click.exceptions.Exit(2)
+        raise ConfigurationError(line.removeprefix("cookiebridge: error: "))
+    click.echo(line, err=True)
+    click.echo(f"# {len(notes)} warning{'s' if len(notes) != 1 else ''}: see above" if notes else "# OK")
 
 
 @main.command(name="build")
@@ -291,15 +318,14 @@ def build_command(config_file: str | None, out_dir: str | None, public_url: str 
     """Write the bridge as static files for a CDN or web server, with their headers and the script tag."""
     from .build import BuildError, build
 
-    for option, value in (("--out", out_dir), ("--public-url", public_url)):
-        if not value:
-            raise click.exceptions.Exit(_fail(f"{option} is required, e.g. cookiebridge build --out dist "
-                                              "--public-url https://bridge.example.com/"))
+    if not out_dir or not public_url:
+        raise ConfigurationError(f"{'--out' if not out_dir else '--public-url'} is required, e.g. cookiebridge build "
+                                 "--out dist --public-url https://bridge.example.com/")
     settings = settings_from_flags(config_file, **flags)
     try:
         result = build(settings, out_dir, public_url, api=with_api, web_root=nginx_root)
     except BuildError as exc:
-        raise click.exceptions.Exit(_fail(str(exc))) from None
+        raise ConfigurationError(str(exc)) from None
     notes = describe_start(settings) if settings.embedded_default else [
         f"cookiebridge: warning: {note}" for note in settings.warnings()
         if with_api or not note.startswith("secret_key")  # a static build signs nothing
@@ -328,9 +354,12 @@ def build_command(config_file: str | None, out_dir: str | None, public_url: str 
 def demo(port: int, bridge_host: str, site_hosts: tuple[str, ...]) -> None:
     """Start the bridge and two demo sites (domain-a, domain-b) on loopback and print their URLs. Needs the demo
     extra: pip install 'cookiebridge[demo]'."""
-    from .demo import DemoError, run_demo  # the servers' imports only when the demo runs
+    from .demo import (  # the servers' imports only when the demo runs
+        DemoError,
+        run_demo,
+    )
 
     try:
         run_demo(bridge_host=bridge_host, site_hosts=site_hosts, port=port, echo=click.echo)
     except DemoError as exc:
-        raise click.exceptions.Exit(_fail(str(exc))) from None
+        raise ConfigurationError(str(exc)) from None

@@ -1,8 +1,15 @@
-"""One typed settings object, built from defaults < TOML file < COOKIEBRIDGE_* environment < command-line flags."""
+"""One typed settings object, built from defaults < TOML file < COOKIEBRIDGE_* environment < command-line flags.
+
+Each setting is declared once, as a field of `Settings`: its name, type and default, and in `setting(...)` its range
+or choices, help text and CLI spelling (a `Secret` type marks a key, a tuple a list). Everything else is derived from
+that: parsing from TOML, the environment and flags (here), `check`'s output (`effective_toml`), the Click options
+(cli.py) and the table in docs/configuration.md (scripts/docs_tables.py, checked by tests/test_docs_tables.py).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import json
 import math
@@ -10,10 +17,11 @@ import os
 import re
 import secrets
 import tomllib
+import typing
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .origins import OriginError, normalise_origin
 from .stores import open_store
@@ -33,6 +41,7 @@ _PLACEHOLDER_WORDS = ("change", "example", "replace", "secret", "password", "def
 SECRET_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 # RFC 6265 cookie-name token characters, minus the ones js-cookie would escape.
 _COOKIE_NAME = re.compile(r"^[A-Za-z0-9!#$&'*+.^_`|~-]{1,128}$")
+MASK = "********"
 
 
 class ConfigError(ValueError):
@@ -46,47 +55,183 @@ class Secret(str):
         return "Secret('********')"
 
 
+# --- checks beyond the type, named in the declarations below: (setting name, parsed value) -> value ------------
+
+
+def _origin_list(name: str, values: list[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for value in values:
+        try:
+            seen[normalise_origin(value)] = None
+        except OriginError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+    if not seen:
+        raise ConfigError(f"{name} is empty: add each site, e.g. --trusted-origin https://domain-a.com")
+    return tuple(seen)
+
+
+def _cookie_names(name: str, values: list[str]) -> tuple[str, ...]:
+    if not values:
+        raise ConfigError(f"{name} is empty: list the session cookie names, e.g. [\"{DEFAULT_COOKIE_NAME}\"]")
+    for cookie in values:
+        if not _COOKIE_NAME.match(cookie) or cookie.startswith("__cookiebridge"):
+            raise ConfigError(
+                f"{name}: {cookie!r} is not a usable cookie name: use 1-128 letters, digits and !#$&'*+.^_`|~- "
+                "(names starting with __cookiebridge are reserved)"
+            )
+    return tuple(dict.fromkeys(values))
+
+
+def _secret_key(name: str, key: str) -> str:
+    if len(key) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{name} is too short ({len(key)} characters): use at least {MIN_SECRET_LENGTH}, e.g. the "
+                          f"output of: {SECRET_HINT}")
+    return key
+
+
+def _identity_secret(name: str, key: str) -> str:
+    if len(key) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{name} is too short ({len(key)} characters): use at least {MIN_SECRET_LENGTH}; your "
+                          "sites' backends sign identity tokens with it")
+    return key
+
+
+def _old_keys(name: str, keys: list[str]) -> tuple[str, ...]:
+    for old in keys:
+        if len(old) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"{name}: a key of {len(old)} characters is too short, use at least {MIN_SECRET_LENGTH}")
+    return tuple(dict.fromkeys(keys))
+
+
+def _store_url(name: str, url: str) -> str:
+    try:
+        open_store(url)  # parses only; nothing is opened yet
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    return url
+
+
+def _networks(name: str, text: str) -> str:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or network; list the scrapers' "
+                              "addresses, e.g. 127.0.0.1,10.0.0.0/8") from None
+    if not items:
+        raise ConfigError(f"{name} is empty: list the scrapers' addresses, e.g. 127.0.0.1, or set metrics = false")
+    return ",".join(items)
+
+
+def _readable_file(name: str, path: str) -> str:
+    if not Path(path).is_file():
+        raise ConfigError(f"{name} = {path!r} is not a readable file: check the path")
+    return path
+
+
+# --- the declarations -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a setting's field does not say by its name, type and default."""
+
+    help: str  # for --help and the docs: a sentence or two
+    range: tuple[int, int] | None = None  # whole numbers: the lowest and highest accepted
+    choices: Mapping[str, str] | None = None  # words: each accepted one -> what it means ("" when plain)
+    flag: str | None = None  # the CLI spelling, when not --the-name (lists: the singular, repeated)
+    item: str = "value"  # lists: what one item is, for messages and the flag's metavar
+    example: str = ""  # lists: one item, for messages
+    default_text: str | None = None  # the default as --help and the docs say it, when not the value itself
+    check: Callable[[str, Any], Any] | None = None  # validates and normalises the parsed value
+
+
+def setting(default: Any = dataclasses.MISSING, **spec: Any) -> Any:
+    """A `Settings` field that is a setting: the default, and the rest of its declaration (see Spec)."""
+    return field(default=default, metadata={"setting": Spec(**spec)})
+
+
+_LOG_LEVELS = {level: "" for level in ("critical", "error", "warning", "info", "debug", "trace")}
+_LOG_FORMATS = {"text": "uvicorn's lines", "json": "one object per line"}
+_DAY = 24 * 3600
+_MIB = 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Settings:
-    trusted_origins: tuple[str, ...]
-    secret_key: Secret
-    host: str = "127.0.0.1"
-    port: int = 8000
-    cookie_names: tuple[str, ...] = (DEFAULT_COOKIE_NAME,)
-    cookie_max_age: int = 30 * 24 * 3600
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-    workers: int = 1
-    proxy_headers: bool = False
-    forwarded_allow_ips: str = "127.0.0.1"
-    log_level: str = "info"
-    # "text": uvicorn's lines; "json": one JSON object per line, a request line each (cookiebridge/logs.py).
-    log_format: str = "text"
-    # /metrics (Prometheus text format), answered only to metrics_allow_ips (addresses or networks).
-    metrics: bool = False
-    metrics_allow_ips: str = "127.0.0.1,::1"
-    store: str = "sqlite:cookiebridge.db"
-    handoff_ttl: int = 60
-    # Redeem a handoff code only on a page whose referrer is the site that issued it (planted links restore nothing).
-    handoff_referrer_gate: bool = True
-    identity_secret: Secret | None = None
-    identity_audience: str = "cookiebridge"
-    rate_limit: int = 600
-    # Live handoff bytes (records issued within handoff_ttl), over all origins and per issuing origin.
-    handoff_budget: int = 64 * 1024 * 1024
-    handoff_budget_per_origin: int = 16 * 1024 * 1024
-    # The longest an identity token may be valid for (exp - now), however far its `exp` lies.
-    identity_max_ttl: int = 24 * 3600
-    # HTTP limits of `serve`, per worker process (cookiebridge/limits.py).
-    max_header_bytes: int = 32 * 1024
-    header_timeout: int = 10
-    body_timeout: int = 10
-    max_connections: int = 1000
-    # Requests answered at once per worker; beyond it new ones get an immediate 503 (cookiebridge/limits.py).
-    max_concurrent_requests: int = 128
+    trusted_origins: tuple[str, ...] = setting(
+        help="The sites that may use the bridge: exact origins https://host[:port], normalised as browsers send "
+             "them.", flag="--trusted-origin", item="origin", example="https://domain-a.com",
+        default_text="the two demo sites, when nothing at all is configured", check=_origin_list)
+    secret_key: Secret = setting(
+        help="Signs handoff codes; every instance and restart must share it (prefer COOKIEBRIDGE_SECRET_KEY: flags "
+             "show in ps).", default_text="generated per process, with a warning", check=_secret_key)
+    cookie_names: tuple[str, ...] = setting(
+        (DEFAULT_COOKIE_NAME,), help="The session cookie names the sites may store.", flag="--cookie-name",
+        item="cookie name", example=DEFAULT_COOKIE_NAME, check=_cookie_names)
+    cookie_max_age: int = setting(
+        30 * _DAY, range=(60, 400 * _DAY), help="Lifetime in seconds of the cookies the bridge writes, and of "
+        "identity sessions (30 days).")
+    store: str = setting(
+        "sqlite:cookiebridge.db", help="Where codes and sessions live: sqlite:///path/file.db (one host), or for "
+        "several instances redis://host:6379/0, redis+sentinel://host:26379,host2:26379/mymaster/0 or "
+        "redis+cluster://host:7000,host2:7000 (Redis: set maxmemory-policy volatile-ttl).", check=_store_url)
+    handoff_ttl: int = setting(60, range=(5, 600), help="Seconds a link handoff code stays valid.")
+    handoff_referrer_gate: bool = setting(
+        True, help="Redeem a handoff code only on a page whose referrer is the site that issued it (planted links "
+        "restore nothing).")
+    handoff_budget: int = setting(
+        64 * _MIB, range=(64 * 1024, 1 << 40), help="Bytes of handoff records live at once, all sites together "
+        "(429 over-budget beyond).")
+    handoff_budget_per_origin: int = setting(
+        16 * _MIB, range=(64 * 1024, 1 << 40), help="Bytes of handoff records live at once per issuing site (429 "
+        "over-budget beyond).")
+    identity_secret: Secret | None = setting(
+        None, help="Key your sites' backends sign identity tokens with; unset, signed identity is off (prefer "
+        "COOKIEBRIDGE_IDENTITY_SECRET).", check=_identity_secret)
+    identity_audience: str = setting("cookiebridge", help="The aud claim identity tokens must name.")
+    identity_max_ttl: int = setting(
+        _DAY, range=(60, 400 * _DAY), help="Longest validity in seconds accepted for an identity token, whatever "
+        "its exp.")
     # Rotation: keys still accepted for verification (never used to sign), until the operator removes them.
-    previous_secret_keys: tuple[Secret, ...] = ()
-    previous_identity_secrets: tuple[Secret, ...] = ()
+    previous_secret_keys: tuple[Secret, ...] = setting(
+        (), help="A retired secret_key still accepted for handoff codes during a rotation (prefer "
+        "COOKIEBRIDGE_PREVIOUS_SECRET_KEYS).", flag="--previous-secret-key", item="key", check=_old_keys)
+    previous_identity_secrets: tuple[Secret, ...] = setting(
+        (), help="A retired identity_secret still accepted for identity tokens during a rotation (prefer "
+        "COOKIEBRIDGE_PREVIOUS_IDENTITY_SECRETS).", flag="--previous-identity-secret", item="key", check=_old_keys)
+    rate_limit: int = setting(
+        600, range=(1, 1_000_000), help="API requests a minute per client address (IPv6: per /64).")
+    # HTTP limits of `serve`, per worker process (cookiebridge/limits.py).
+    max_header_bytes: int = setting(
+        32 * 1024, range=(1024, _MIB), help="Largest request head (request line and headers) in bytes: 431 beyond "
+        "(URLs over 8 KiB: 414).")
+    header_timeout: int = setting(10, range=(1, 300), help="Seconds a client has to send a request's head (408).")
+    body_timeout: int = setting(10, range=(1, 300), help="Seconds a client has to send a request's body (408).")
+    max_connections: int = setting(
+        1000, range=(10, 1_000_000), help="Open connections per worker; beyond it the oldest still waiting for its "
+        "head is closed.")
+    max_concurrent_requests: int = setting(
+        128, range=(1, 100_000), help="Requests answered at once per worker; beyond it new ones get an immediate "
+        "503.")
+    host: str = setting("127.0.0.1", help="Interface to listen on.")
+    port: int = setting(8000, range=(1, 65535), help="Port to listen on.")
+    ssl_certfile: str | None = setting(
+        None, help="TLS certificate chain (PEM), to serve HTTPS directly; goes with ssl_keyfile.",
+        check=_readable_file)
+    ssl_keyfile: str | None = setting(None, help="TLS private key (PEM); goes with ssl_certfile.", check=_readable_file)
+    workers: int = setting(1, range=(1, 64), help="Worker processes.")
+    proxy_headers: bool = setting(
+        False, help="Trust X-Forwarded-For/Proto from forwarded_allow_ips (behind a TLS-terminating proxy).")
+    forwarded_allow_ips: str = setting("127.0.0.1", help="Proxy addresses whose forwarded headers are trusted.")
+    log_level: str = setting("info", choices=_LOG_LEVELS, help="uvicorn's log level.")
+    # "json": one JSON object per line, a request line each (cookiebridge/logs.py).
+    log_format: str = setting("text", choices=_LOG_FORMATS, help="Log lines as text, or as JSON objects with one "
+                              "per request.")
+    metrics: bool = setting(False, help="Answer /metrics in the Prometheus text format, to metrics_allow_ips only.")
+    metrics_allow_ips: str = setting(
+        "127.0.0.1,::1", help="Addresses or networks that may read /metrics.", check=_networks)
     # How the settings came about, for the start-up log line; not configurable.
     embedded_default: bool = field(default=False, compare=False)
     generated_secret: bool = field(default=False, compare=False)
@@ -97,25 +242,38 @@ class Settings:
     @classmethod
     def from_json(cls, text: str) -> "Settings":
         data = json.loads(text)
-        data["trusted_origins"] = tuple(data["trusted_origins"])
-        data["cookie_names"] = tuple(data["cookie_names"])
-        data["secret_key"] = Secret(data["secret_key"])
-        if data["identity_secret"] is not None:
-            data["identity_secret"] = Secret(data["identity_secret"])
-        for key in ("previous_secret_keys", "previous_identity_secrets"):
-            data[key] = tuple(Secret(value) for value in data.get(key, ()))
+        for declared in SETTINGS:
+            value = data.get(declared.name)
+            if declared.kind == "list" and value is not None:
+                data[declared.name] = tuple(Secret(item) if declared.secret else item for item in value)
+            elif declared.secret and value is not None:
+                data[declared.name] = Secret(value)
         return cls(**data)
 
     def effective(self) -> dict[str, Any]:
-        """The settings as `check` prints them, secrets masked."""
-        shown = dataclasses.asdict(self)
-        shown["secret_key"] = "(generated for this process)" if self.generated_secret else "********"
-        shown["identity_secret"] = "********" if self.identity_secret else None
-        for key in ("previous_secret_keys", "previous_identity_secrets"):
-            shown[key] = ["********"] * len(getattr(self, key))
-        del shown["embedded_default"], shown["generated_secret"]
+        """The settings as `check` prints them, secrets masked (a generated secret_key said so)."""
+        shown: dict[str, Any] = {}
+        for declared in SETTINGS:
+            value = getattr(self, declared.name)
+            if declared.secret and value is not None:
+                value = [MASK] * len(value) if declared.kind == "list" else MASK
+            shown[declared.name] = list(value) if isinstance(value, tuple) else value
+        if self.generated_secret:
+            shown["secret_key"] = "(generated for this process)"
         return shown
 
+    def effective_toml(self) -> list[str]:
+        """`check`'s output: the effective settings as TOML lines a config file could hold; unset ones and a
+        generated secret_key as comments, so no placeholder can pass for a value."""
+        lines = []
+        for name, value in self.effective().items():
+            if value is None:
+                lines.append(f"# {name}: not set")
+            elif name == "secret_key" and self.generated_secret:
+                lines.append(f"# {name}: not set, generated for this process; set {ENV_PREFIX}SECRET_KEY")
+            else:
+                lines.append(f"{name} = {toml_value(value)}")
+        return lines
     def warnings(self) -> list[str]:
         notes = []
         if self.generated_secret:
@@ -178,65 +336,149 @@ def secret_weakness(secret: str) -> str | None:
     return None
 
 
-_KEYS = {f.name for f in dataclasses.fields(Settings)} - {"embedded_default", "generated_secret"}
-_LIST_KEYS = {"trusted_origins", "cookie_names", "previous_secret_keys", "previous_identity_secrets"}
-_INT_KEYS = {
-    "port": (1, 65535),
-    "workers": (1, 64),
-    "cookie_max_age": (60, 400 * 24 * 3600),
-    "handoff_ttl": (5, 600),
-    "rate_limit": (1, 1_000_000),
-    "handoff_budget": (64 * 1024, 1 << 40),
-    "handoff_budget_per_origin": (64 * 1024, 1 << 40),
-    "identity_max_ttl": (60, 400 * 24 * 3600),
-    "max_header_bytes": (1024, 1024 * 1024),
-    "header_timeout": (1, 300),
-    "body_timeout": (1, 300),
-    "max_connections": (10, 1_000_000),
-    "max_concurrent_requests": (1, 100_000),
-}
-_BOOL_KEYS = {"proxy_headers", "handoff_referrer_gate", "metrics"}
-_LOG_FORMATS = ("text", "json")
-_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting, as the parsers, `check`, the CLI and the docs use it."""
+
+    name: str
+    kind: str  # "int", "bool", "str" or "list" (of strings)
+    secret: bool  # a key: never shown, nor in an error message
+    default: Any  # dataclasses.MISSING for trusted_origins and secret_key, which load_settings fills in
+    spec: Spec
+
+    @property
+    def flag(self) -> str:
+        return self.spec.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def variable(self) -> str:
+        return ENV_PREFIX + self.name.upper()
 
 
-def _as_list(key: str, value: Any) -> list[str]:
-    if isinstance(value, str):
+def _kind(hint: Any) -> tuple[str, bool]:
+    """(kind, secret) of a field's type: int, bool, str, Secret (optional or not), or a tuple of str or Secret."""
+    if typing.get_origin(hint) is tuple:
+        return "list", typing.get_args(hint)[0] is Secret
+    if hint in (int, bool):
+        return hint.__name__, False
+    members = set(typing.get_args(hint)) or {hint}
+    if not members <= {str, Secret, type(None)}:
+        raise TypeError(f"setting type {hint} is not int, bool, str, Secret or a tuple of them")
+    return "str", Secret in members
+
+
+def _declared() -> tuple[Setting, ...]:
+    hints = typing.get_type_hints(Settings)
+    found = []
+    for item in dataclasses.fields(Settings):
+        if "setting" in item.metadata:
+            kind, secret = _kind(hints[item.name])
+            found.append(Setting(item.name, kind, secret, item.default, item.metadata["setting"]))
+    return tuple(found)
+
+
+SETTINGS = _declared()
+BY_NAME = {declared.name: declared for declared in SETTINGS}
+
+
+def _unknown(key: str) -> str:
+    """The end of an unknown-key message: the closest valid key, and all of them."""
+    close = difflib.get_close_matches(key.lower(), BY_NAME, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{hint}valid keys are {', '.join(sorted(BY_NAME))}"
+
+
+# --- parsing --------------------------------------------------------------------------------------------------
+
+
+def _shown(declared: Setting, value: Any) -> str:
+    return "<hidden>" if declared.secret else repr(value)
+
+
+def _as_list(declared: Setting, value: Any) -> list[str]:
+    if isinstance(value, str):  # the environment: comma-separated
         return [item for item in (part.strip() for part in value.split(",")) if item]
     if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
         return list(value)
-    raise ConfigError(f"{key} = {value!r} must be a list of strings, e.g. {key} = [\"https://domain-a.com\"]")
+    example = declared.spec.example or declared.spec.item
+    raise ConfigError(f"{declared.name} = {_shown(declared, value)} must be a list of strings, e.g. "
+                      f"{declared.name} = [\"{example}\"]")
 
 
-def _as_int(key: str, value: Any) -> int:
-    low, high = _INT_KEYS[key]
+def _as_int(declared: Setting, value: Any) -> int:
+    low, high = declared.spec.range or (-math.inf, math.inf)
     try:
         number = int(value) if not isinstance(value, bool) else None
     except (TypeError, ValueError, OverflowError):  # OverflowError: TOML's inf
         number = None
     if number is None or not low <= number <= high or (isinstance(value, float) and not value.is_integer()):
-        raise ConfigError(f"{key} = {value!r} must be a whole number from {low} to {high}")
+        raise ConfigError(f"{declared.name} = {value!r} must be a whole number from {low} to {high}")
     return number
 
 
-def _as_bool(key: str, value: Any) -> bool:
+def _as_bool(declared: Setting, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
         return value.strip().lower() in ("1", "true", "yes", "on")
-    raise ConfigError(f"{key} = {value!r} must be true or false")
+    raise ConfigError(f"{declared.name} = {value!r} must be true or false")
 
 
-def _coerce(key: str, value: Any) -> Any:
-    if key in _LIST_KEYS:
-        return _as_list(key, value)
-    if key in _INT_KEYS:
-        return _as_int(key, value)
-    if key in _BOOL_KEYS:
-        return _as_bool(key, value)
+def _as_choice(declared: Setting, value: str) -> str:
+    choices = declared.spec.choices or {}
+    if value.lower() in choices:
+        return value.lower()
+    words = [f"{word} ({meaning})" if meaning else word for word, meaning in choices.items()]
+    allowed = " or ".join(words) if len(words) == 2 else "one of " + ", ".join(words)
+    raise ConfigError(f"{declared.name} = {value!r} must be {allowed}")
+
+
+def parse(declared: Setting, value: Any) -> Any:
+    """A value from TOML, the environment (text) or a flag, as the setting's type; ConfigError naming it if not."""
+    if declared.kind == "list":
+        return _as_list(declared, value)
+    if declared.kind == "int":
+        return _as_int(declared, value)
+    if declared.kind == "bool":
+        return _as_bool(declared, value)
     if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{key} = {value!r} must be a string")
-    return value
+        raise ConfigError(f"{declared.name} = {_shown(declared, value)} must be a string")
+    return _as_choice(declared, value) if declared.spec.choices and value is not None else value
+
+
+def _finish(declared: Setting, value: Any) -> Any:
+    """The setting's own check, then lists as tuples and keys as Secret."""
+    if declared.spec.check is not None:
+        value = declared.spec.check(declared.name, value)
+    if declared.kind == "list":
+        return tuple(Secret(item) if declared.secret else item for item in value)
+    return Secret(value) if declared.secret else value
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for a shown setting: bool, int, str or a list of str."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    return _toml_string(str(value))
+
+
+def _toml_string(text: str) -> str:
+    escaped = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            escaped.append("\\" + char)
+        elif code < 0x20 or code == 0x7F:
+            escaped.append(f"\\u{code:04x}")
+        elif 0xD800 <= code <= 0xDFFF:  # a lone surrogate (from the environment): TOML has no way to write it
+            escaped.append("\ufffd")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -251,8 +493,8 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"config file '{file}' is not valid TOML: {exc}") from None
     data = data.get("cookiebridge", data)  # a [cookiebridge] table or top-level keys
     for key in data:
-        if key not in _KEYS:
-            raise ConfigError(f"unknown key {key!r} in '{file}': valid keys are {', '.join(sorted(_KEYS))}")
+        if key not in BY_NAME:
+            raise ConfigError(f"unknown key {key!r} in '{file}': {_unknown(key)}")
     return data
 
 
@@ -262,47 +504,11 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX) or name.startswith(ENV_PREFIX + "_") or name == ENV_PREFIX + "CONFIG":
             continue
         key = name[len(ENV_PREFIX):].lower()
-        if key not in _KEYS:
-            raise ConfigError(f"unknown environment variable {name}: valid ones are COOKIEBRIDGE_<KEY> for keys "
-                              f"{', '.join(sorted(_KEYS))}")
+        if key not in BY_NAME:
+            raise ConfigError(f"unknown environment variable {name}: valid ones are {ENV_PREFIX}<KEY> for keys "
+                              f"{', '.join(sorted(BY_NAME))}")
         found[key] = value
     return found
-
-
-def _origin_list(values: list[str]) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for value in values:
-        try:
-            seen[normalise_origin(value)] = None
-        except OriginError as exc:
-            raise ConfigError(f"trusted_origins: {exc}") from None
-    return tuple(seen)
-
-
-def _networks(text: str) -> str:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    for item in items:
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise ConfigError(f"metrics_allow_ips: {item!r} is not an IP address or network; list the scrapers' "
-                              "addresses, e.g. 127.0.0.1,10.0.0.0/8") from None
-    if not items:
-        raise ConfigError("metrics_allow_ips is empty: list the scrapers' addresses, e.g. 127.0.0.1, or set "
-                          "metrics = false")
-    return ",".join(items)
-
-
-def _cookie_names(values: list[str]) -> tuple[str, ...]:
-    if not values:
-        raise ConfigError(f"cookie_names is empty: list the session cookie names, e.g. [\"{DEFAULT_COOKIE_NAME}\"]")
-    for name in values:
-        if not _COOKIE_NAME.match(name) or name.startswith("__cookiebridge"):
-            raise ConfigError(
-                f"cookie_names: {name!r} is not a usable cookie name: use 1-128 letters, digits and !#$&'*+.^_`|~- "
-                "(names starting with __cookiebridge are reserved)"
-            )
-    return tuple(dict.fromkeys(values))
 
 
 def load_settings(
@@ -319,68 +525,27 @@ def load_settings(
     merged: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
-            if key not in _KEYS:
-                raise ConfigError(f"unknown setting {key!r}: valid keys are {', '.join(sorted(_KEYS))}")
-            merged[key] = _coerce(key, value)
+            if key not in BY_NAME:
+                raise ConfigError(f"unknown setting {key!r}: {_unknown(key)}")
+            merged[key] = parse(BY_NAME[key], value)
+    for declared in SETTINGS:  # an empty text leaves a setting without a default unset
+        if merged.get(declared.name) == "" and declared.default in (None, dataclasses.MISSING):
+            del merged[declared.name]
 
     embedded = "trusted_origins" not in merged and not config_file
-    if embedded:
-        merged["trusted_origins"] = list(DEMO_ORIGINS)
-    origins = _origin_list(merged.pop("trusted_origins", []))  # a config file may forget them
-    if not origins:
-        raise ConfigError("trusted_origins is empty: add each site, e.g. --trusted-origin https://domain-a.com")
-
-    secret = merged.pop("secret_key", None) or None
-    generated = secret is None
-    if secret is not None and len(secret) < MIN_SECRET_LENGTH:
-        raise ConfigError(
-            f"secret_key is too short ({len(secret)} characters): use at least {MIN_SECRET_LENGTH}, e.g. the output "
-            "of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
-    identity_secret = merged.pop("identity_secret", None) or None
-    if identity_secret is not None:
-        if len(identity_secret) < MIN_SECRET_LENGTH:
-            raise ConfigError(f"identity_secret is too short ({len(identity_secret)} characters): use at least "
-                              f"{MIN_SECRET_LENGTH}; your sites' backends sign identity tokens with it")
-        merged["identity_secret"] = Secret(identity_secret)
-    for key, current in (("previous_secret_keys", secret), ("previous_identity_secrets", identity_secret)):
-        if key not in merged:
-            continue
-        if merged[key] and current is None:
-            raise ConfigError(f"{key} is set but {key.removeprefix('previous_').removesuffix('s')} is not: "
-                              "set the new key there and keep the old ones here while they are still in use")
-        for old in merged[key]:
-            if len(old) < MIN_SECRET_LENGTH:
-                raise ConfigError(f"{key}: a key of {len(old)} characters is too short, use at least {MIN_SECRET_LENGTH}")
-        merged[key] = tuple(Secret(old) for old in dict.fromkeys(merged[key]) if old != current)
-    if "cookie_names" in merged:
-        merged["cookie_names"] = _cookie_names(merged["cookie_names"])
-    if "store" in merged:
-        try:
-            open_store(merged["store"])  # parses only; nothing is opened yet
-        except ValueError as exc:
-            raise ConfigError(f"store: {exc}") from None
-    level = merged.get("log_level", "info")
-    if str(level).lower() not in _LOG_LEVELS:
-        raise ConfigError(f"log_level = {level!r} must be one of {', '.join(_LOG_LEVELS)}")
-    if "log_level" in merged:
-        merged["log_level"] = level.lower()
-    if "log_format" in merged:
-        if str(merged["log_format"]).lower() not in _LOG_FORMATS:
-            raise ConfigError(f"log_format = {merged['log_format']!r} must be text (uvicorn's lines) or json (one "
-                              "object per line)")
-        merged["log_format"] = merged["log_format"].lower()
-    if "metrics_allow_ips" in merged:
-        merged["metrics_allow_ips"] = _networks(merged["metrics_allow_ips"])
+    merged.setdefault("trusted_origins", list(DEMO_ORIGINS) if embedded else [])  # a file may forget them: refused
     if bool(merged.get("ssl_certfile")) != bool(merged.get("ssl_keyfile")):
         raise ConfigError("ssl_certfile and ssl_keyfile go together: give both, or neither when a proxy terminates TLS")
-    for key in ("ssl_certfile", "ssl_keyfile"):
-        if merged.get(key) and not Path(merged[key]).is_file():
-            raise ConfigError(f"{key} = {merged[key]!r} is not a readable file: check the path")
-    return Settings(
-        trusted_origins=origins,
-        secret_key=Secret(secret or secrets.token_urlsafe(32)),
-        embedded_default=embedded,
-        generated_secret=generated,
-        **merged,
-    )
+    for declared in SETTINGS:
+        if declared.name in merged:
+            merged[declared.name] = _finish(declared, merged[declared.name])
+    for key, current in (("previous_secret_keys", "secret_key"), ("previous_identity_secrets", "identity_secret")):
+        if merged.get(key) and current not in merged:
+            raise ConfigError(f"{key} is set but {current} is not: set the new key there and keep the old ones here "
+                              "while they are still in use")
+        if key in merged:
+            merged[key] = tuple(old for old in merged[key] if old != merged[current])
+    generated = "secret_key" not in merged
+    if generated:
+        merged["secret_key"] = Secret(secrets.token_urlsafe(32))
+    return Settings(embedded_default=embedded, generated_secret=generated, **merged)

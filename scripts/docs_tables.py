@@ -1,4 +1,5 @@
-"""Write the tables the docs take from the code: the API's error codes (docs/api.md, from cookiebridge/errors.py).
+"""Write the tables the docs take from the code: the settings (docs/configuration.md, from the declarations in
+cookiebridge/config.py) and the API's error codes (docs/api.md, from cookiebridge/errors.py).
 
     python scripts/docs_tables.py           rewrite the tables between their markers
     python scripts/docs_tables.py --check   only compare; exit 1 naming each table that differs
@@ -12,9 +13,44 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from cookiebridge.config import SETTINGS, Setting
 from cookiebridge.errors import CODES
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _flag(declared: Setting) -> str:
+    if declared.kind == "bool":
+        return f"`{declared.flag}`, `--no-{declared.flag[2:]}`"
+    return f"`{declared.flag}` (repeat)" if declared.kind == "list" else f"`{declared.flag}`"
+
+
+def _type(declared: Setting) -> str:
+    if declared.spec.range:
+        return f"whole number, {declared.spec.range[0]}-{declared.spec.range[1]}"
+    if declared.spec.choices:
+        return "one of " + ", ".join(f"`{choice}`" for choice in declared.spec.choices)
+    if declared.kind == "list":
+        return f"list of {'keys' if declared.secret else declared.spec.item + 's'}"
+    return {"bool": "on/off"}.get(declared.kind, "key" if declared.secret else "text")
+
+
+def _default(declared: Setting) -> str:
+    if declared.spec.default_text is not None:
+        return declared.spec.default_text
+    if declared.kind == "bool":
+        return "on" if declared.default else "off"
+    if declared.default is None or declared.default == ():
+        return "not set"
+    if declared.kind == "list":
+        return ", ".join(f"`{item}`" for item in declared.default)
+    return f"`{declared.default}`"
+
+
+def settings_table() -> str:
+    rows = [f"| `{declared.name}` | {_flag(declared)} | {_type(declared)} | {_default(declared)} | "
+            f"{declared.spec.help.replace('|', '&#124;')} |" for declared in SETTINGS]
+    return "\n".join(["| key | flag | type | default | meaning |", "|---|---|---|---|---|", *rows])
 
 
 def error_table() -> str:
@@ -24,6 +60,7 @@ def error_table() -> str:
 
 # document -> (marker name, table)
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
+    "docs/configuration.md": ("settings-table", settings_table),
     "docs/api.md": ("error-table", error_table),
 }
 

@@ -1,3 +1,4 @@
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -29,6 +30,21 @@ def test_check_prints_effective_settings_with_the_secret_masked() -> None:
          "cookiebridge: error: trusted_origins: origin 'https://a.com/path' has a path, query or fragment: an origin is scheme://host[:port], write 'https://a.com'"),
         (["serve", "--port", "eighty"], "cookiebridge: error: port = 'eighty' must be a whole number from 1 to 65535"),
         (["serve", "--config", "/no/such.toml"], "cookiebridge: error: config file '/no/such.toml' does not exist: check the --config path"),
+        (["check", "--trusted-origin", "https://a.com,https://b.com"],
+         ("cookiebridge: error: --trusted-origin 'https://a.com,https://b.com': one origin per --trusted-origin; repeat "
+          "the flag, or COOKIEBRIDGE_TRUSTED_ORIGINS=a,b")),
+        (["check", "--trusted-origin", "https://a.com https://b.com"],
+         ("cookiebridge: error: --trusted-origin 'https://a.com https://b.com': one origin per --trusted-origin; repeat "
+          "the flag, or COOKIEBRIDGE_TRUSTED_ORIGINS=a,b")),
+        (["check", "--previous-secret-key", "old-key-0123456789abcdef,other-key-0123456789abcdef"],
+         ("cookiebridge: error: --previous-secret-key <hidden>: one key per --previous-secret-key; repeat the flag, or "
+          "COOKIEBRIDGE_PREVIOUS_SECRET_KEYS=a,b")),
+        (["check", "--log-format", "xml"],
+         "cookiebridge: error: log_format = 'xml' must be text (uvicorn's lines) or json (one object per line)"),
+        (["check", "--workers", "2.5"], "cookiebridge: error: workers = '2.5' must be a whole number from 1 to 64"),
+        (["build", "--public-url", "https://bridge.example/"],
+         ("cookiebridge: error: --out is required, e.g. cookiebridge build --out dist --public-url "
+          "https://bridge.example.com/")),
     ],
 )
 def test_bad_configuration_is_one_line_and_status_2(args: list[str], line: str) -> None:
@@ -36,6 +52,30 @@ def test_bad_configuration_is_one_line_and_status_2(args: list[str], line: str) 
     assert result.returncode == 2
     assert result.stderr.strip() == line
     assert "Traceback" not in result.stderr
+
+
+def test_check_prints_valid_toml_and_ends_with_ok_or_a_count_of_warnings(tmp_path: Path) -> None:
+    """`check`'s stdout is a config file: unset settings are comments, and it loads back to the same settings."""
+    args = ["check", "--trusted-origin", "https://shop.example", "--store", "memory:", "--port", "9000"]
+    clean = cookiebridge(*args, env={"COOKIEBRIDGE_SECRET_KEY": "Qm4vT9xK2pL7wZ3nR8bY6cH1dF5gJ0sA"})
+    assert clean.returncode == 0, clean.stderr
+    parsed = tomllib.loads(clean.stdout)
+    assert parsed["trusted_origins"] == ["https://shop.example"] and parsed["port"] == 9000
+    assert parsed["metrics"] is False and "ssl_certfile" not in parsed and "# ssl_certfile: not set" in clean.stdout
+    assert clean.stdout.splitlines()[-1] == "# OK"
+    warned = cookiebridge(*args)  # no secret_key: generated, with a warning
+    assert warned.returncode == 0 and "secret_key" not in tomllib.loads(warned.stdout)
+    assert warned.stdout.splitlines()[-1] == "# 1 warning: see above"
+    config = tmp_path / "effective.toml"
+    config.write_text(warned.stdout)
+    assert cookiebridge("check", "--config", str(config)).stdout == warned.stdout
+
+
+def test_help_shows_typed_options_with_their_defaults() -> None:
+    text = " ".join(cookiebridge("serve", "--help").stdout.split())
+    assert "--port INTEGER Port to listen on. [default: 8000; 1-65535]" in text
+    assert "--trusted-origin ORIGIN" in text and "--log-format [text|json]" in text
+    assert "--metrics / --no-metrics" in text
 
 
 def test_module_and_console_script_agree() -> None:

@@ -103,3 +103,67 @@ def test_bad_config_files_are_named(tmp_path: Path, text: str, message: str) -> 
 def test_missing_config_file_is_named() -> None:
     with pytest.raises(ConfigError, match="config file '/no/such.toml' does not exist"):
         load_settings(config_file="/no/such.toml", environ={})
+
+
+def test_every_field_but_the_bookkeeping_is_a_declared_setting_with_what_its_type_needs() -> None:
+    import dataclasses
+
+    from cookiebridge.config import SETTINGS
+
+    names = [declared.name for declared in SETTINGS]
+    assert set(names) == {f.name for f in dataclasses.fields(Settings)} - {"embedded_default", "generated_secret"}
+    assert len({declared.flag for declared in SETTINGS}) == len(names)
+    for declared in SETTINGS:
+        assert declared.spec.help.endswith(".") and "\n" not in declared.spec.help, declared.name
+        assert (declared.spec.range is not None) == (declared.kind == "int"), declared.name
+        assert not declared.spec.choices or declared.kind == "str", declared.name
+        if declared.kind == "list":
+            assert declared.spec.flag and declared.spec.item != "value", declared.name
+        if declared.default is not dataclasses.MISSING and declared.default is not None and declared.default != ():
+            given = load_settings(environ={}, flags={declared.name: declared.default})
+            assert given.effective() == load_settings(environ={}).effective(), declared.name  # defaults pass checks
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"COOKIEBRIDGE_HANDOFF_TTL": "ten"}, "handoff_ttl = 'ten' must be a whole number from 5 to 600"),
+        ({"COOKIEBRIDGE_METRICS": "maybe"}, "metrics = 'maybe' must be true or false"),
+        ({"COOKIEBRIDGE_LOG_LEVEL": "LOUD"}, "log_level = 'LOUD' must be one of critical, error, warning"),
+        ({"COOKIEBRIDGE_COOKIE_NAMES": ","}, "cookie_names is empty: list the session cookie names"),
+        ({"COOKIEBRIDGE_PREVIOUS_SECRET_KEYS": "old-key-0123456789abcdef"},
+         "previous_secret_keys is set but secret_key is not: set the new key there"),
+    ],
+)
+def test_environment_values_are_parsed_as_declared(environ: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ=environ)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_unknown_keys_suggest_the_closest_one(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text('trusted_origin = ["https://a.example"]\n')
+    with pytest.raises(ConfigError, match="unknown key 'trusted_origin' in .*: did you mean 'trusted_origins'\\?"):
+        load_settings(config_file=config, environ={})
+
+
+def test_a_key_is_never_shown_in_a_type_error(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text('trusted_origins = ["https://a.example"]\nprevious_secret_keys = ["kept-secret-0123456789", 1]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file=config, environ={})
+    assert str(caught.value).startswith("previous_secret_keys = <hidden> must be a list of strings")
+    assert "kept-secret" not in str(caught.value)
+
+
+def test_effective_toml_is_toml_that_loads_back_to_the_same_settings(tmp_path: Path) -> None:
+    import tomllib
+
+    settings = load_settings(environ={"COOKIEBRIDGE_HOST": 'odd"host\\name\x7f', "COOKIEBRIDGE_WORKERS": "3"},
+                             flags={"trusted_origins": ["https://a.example"], "metrics": True})
+    text = "\n".join(settings.effective_toml())
+    assert tomllib.loads(text)["host"] == 'odd"host\\name\x7f'
+    config = tmp_path / "effective.toml"
+    config.write_text(text)
+    assert load_settings(config_file=config, environ={}).effective() == settings.effective()

@@ -1,5 +1,6 @@
-"""The contracts declared once in the code and shown in the docs: the API's error codes (cookiebridge/errors.py,
-docs/api.md). A declaration changed without its table, or a code raised without a declaration, fails here."""
+"""The contracts declared once in the code and shown in the docs: the settings (cookiebridge/config.py,
+docs/configuration.md, the CLI's options) and the API's error codes (cookiebridge/errors.py, docs/api.md). A
+declaration changed without its table, or a code raised without a declaration, fails here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from cookiebridge import errors
+from cookiebridge.cli import serve
+from cookiebridge.config import SETTINGS
 from cookiebridge.errors import CODES
 from scripts import docs_tables
 
@@ -26,10 +29,26 @@ def test_generated_tables_are_current(document: str) -> None:
     assert found == render(), f"{document}: run python scripts/docs_tables.py"
 
 
+def test_docs_configuration_lists_exactly_the_declared_settings() -> None:
+    table = docs_tables.current((ROOT / "docs" / "configuration.md").read_text(encoding="utf-8"), "settings-table")
+    assert re.findall(r"^\| `([a-z_]+)` \|", table or "", re.MULTILINE) == [declared.name for declared in SETTINGS]
+
+
+def test_the_cli_has_one_typed_option_per_setting() -> None:
+    options = {param.name: param for param in serve.params}
+    given = serve.make_context("serve", []).params  # nothing on the command line
+    assert set(options) == {declared.name for declared in SETTINGS} | {"config_file"}
+    for declared in SETTINGS:
+        option = options[declared.name]
+        assert option.multiple == (declared.kind == "list"), declared.name
+        assert given[declared.name] in (None, ()), declared.name  # no Click default: the file and environment rule
+        assert (option.type.name == "integer") == (declared.kind == "int"), declared.name
+
+
 def test_docs_api_lists_exactly_the_declared_codes_with_their_status() -> None:
     text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
     table = docs_tables.current(text, "error-table") or ""
-    rows = re.findall(r"^\| (\d{3}) \| `([a-z-]+)` \|", table, re.M)
+    rows = re.findall(r"^\| (\d{3}) \| `([a-z-]+)` \|", table, re.MULTILINE)
     assert sorted(code for _, code in rows) == sorted(CODES)
     assert all(CODES[code].status == int(status) for status, code in rows)
     # Codes named in the prose (`403 untrusted-origin`) are declared ones, with the declared status.

@@ -150,8 +150,10 @@ class Deployment:
         """Which instance (0 or 1) logged the request nginx numbered `request_id` (a line written just after the
         answer went out, so perhaps a moment after the client has it)."""
         deadline = time.monotonic() + 5
+        wanted = f'"request_id":"{request_id}"'
         while True:
-            found = [n for n, instance in enumerate(self.instances) if f'"request_id":"{request_id}"' in instance.log()]
+            found = [n for n, instance in enumerate(self.instances)
+                     if any(wanted in line and '"event":"request"' in line for line in instance.log().splitlines())]
             if found or time.monotonic() > deadline:
                 assert len(found) == 1, (request_id, found)
                 return found[0]

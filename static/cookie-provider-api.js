@@ -163,7 +163,9 @@
   // So follow the cookie while the page holds a session: a new value goes to the bridge, and once the widget's state
   // cookie has gone the bridge forgets the session, so that an ended chat is not restored on the next site.
   const follow = ({ p: provider, name, read }) => {
-    let saved = read(name), live;
+    // Nothing counts as saved at first: the widget may have rewritten the cookie between the page's saveCookie()
+    // and this script's arrival, and the bridge would keep the older value until the next message.
+    let saved, live;
     setInterval(() => {
       const value = read(name), widget = /webchat\.state\.[^=]+\.session=/.test(document.cookie);
       if (value !== null && live && !widget) provider.removeCookie();

@@ -134,3 +134,27 @@ test('two providers on a page read the one redemption answer: neither rejects, e
   assert.deepEqual(JSON.parse(JSON.stringify(await first.handoff(until))), { ok: true, value: 'restored', from: HERE });
   assert.equal(await second.handoff(until), false); // another cookie name: not this provider's session
 });
+
+test('the follower sends the cookie to the bridge once when it starts, then on every change, and forgets an ended chat', () => {
+  const ticks = [], calls = [];
+  let cookie = 'session=v1; _genesys.widgets.webchat.state.pureengage-v3-rest.session=S';
+  const window = {
+    CookieProvider: {}, location: new URL(HERE + '/page'), history: {}, URL, AbortSignal, setTimeout,
+    document: { get cookie() { return cookie; } }, setInterval: tick => ticks.push(tick), addEventListener() {},
+  };
+  window.window = window;
+  vm.runInContext(SOURCE, vm.createContext(window));
+  const read = name => (cookie.split('; ').find(c => c.startsWith(name + '=')) || '').slice(name.length + 1) || null;
+  window.CookieProvider.api({
+    p: { saveCookie: () => calls.push('save'), removeCookie: () => calls.push('remove') }, o: {}, name: 'session',
+    url: new URL(BRIDGE + '/iframe.html'), timeout: 1000, info: () => ({}), fail() {}, read, failed() {},
+  });
+  const [tick] = ticks;
+  tick(); // the widget may have rewritten the cookie since the page's saveCookie(): send it
+  tick();
+  cookie = cookie.replace('v1', 'v2'); // the widget rewrote it after a message
+  tick();
+  cookie = 'session=v2'; // the chat ended: the widget removed its own state cookie, not the page's
+  tick();
+  assert.deepEqual(calls, ['save', 'save', 'remove']);
+});

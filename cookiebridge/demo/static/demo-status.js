@@ -12,6 +12,7 @@
   const config = JSON.parse(document.getElementById('demo-config').textContent);
   const status = window.__demoStatus = { restored: null, sameSite: false, cookieTest: null, bridge: null,
     provider: false, done: false, line: '' };
+  let missing = ''; // why nothing could be restored at all: no provider script, or no provider on the page
   const SETTLE_MS = 3500; // the provider's timeout (3000) and a margin: after it, nothing is restored any more
   const started = Date.now();
   // The session cookie before any provider wrote it: a chat already on this site (a reload, a same-site page).
@@ -83,6 +84,9 @@
       field('status-mechanism', announced);
       const box = document.getElementById('status-notice');
       if (box && box.dataset.kind === 'blocked') box.hidden = true;
+    } else if (missing) {
+      status.line = missing;
+      field('status-mechanism', missing);
     } else if (status.done) {
       status.line = status.sameSite ? 'Nothing to restore: this site\'s own cookie holds the chat (same site)'
         : 'Nothing restored: a new chat';
@@ -113,7 +117,8 @@
         ' the chat follows a typed address too (signed identity).']);
     }
     notice('This browser blocks third-party cookies, so a chat does not follow a typed address', [
-      ['A chat started on ' + other + ' could not be found from here: this page offers a new chat. (The console\'s ',
+      ['If you started a chat on ' + other + ', it cannot be found from here: this page offers a new chat. (The ' +
+        'console\'s ',
         { textContent: 'cookiebridge: saveCookie failed: not-stored' }, ' says the same: the bridge\'s iframe cannot ' +
         'keep its cookie in this browser.)'],
       ...carriers,
@@ -151,18 +156,27 @@
       () => { status.bridge = 'reachable'; show(); },
       () => { status.bridge = 'unreachable'; show(); });
     if (!window.CookieProvider) { // the provider script did not load (an untrusted certificate, a dead bridge)
-      field('status-mechanism', 'nothing: the cookie provider did not load');
+      missing = 'Nothing: the cookie provider did not load';
       field('status-cookie-test', 'not run: the cookie provider did not load');
       certificateNotice();
+      // The guide's sample stops at `new CookieProvider(...)`, before it loads the widget: say so in its place.
+      const chat = document.getElementById('chat');
+      if (chat && !chat.firstChild) {
+        chat.appendChild(document.createElement('p')).textContent = 'No chat widget: the page\'s script stopped ' +
+          'where it creates the cookie provider (CookieProvider is not defined), because the bridge\'s script did ' +
+          'not load. See the note beside.';
+      }
       status.done = true;
+      show();
       return;
     }
     const provider = pageProvider();
     status.provider = !!provider;
     if (!provider) {
-      field('status-mechanism', 'nothing: this page has no cookie provider');
+      missing = 'Nothing: this page has no cookie provider';
       field('status-cookie-test', 'not run: this page has no cookie provider');
       status.done = true;
+      show();
       return;
     }
     provider.cookieTest(function (enabled, details) {

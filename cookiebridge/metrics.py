@@ -18,18 +18,13 @@ import platform
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
-from . import __version__
+from . import __version__, errors
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-# The error codes the API answers with (errors.py, handoff.py, identity.py), plus the outcomes of success.
-ERROR_CODES = frozenset({
-    "bad-request", "bad-json", "bad-value", "bad-code", "forbidden", "untrusted-origin", "name-not-allowed",
-    "bad-destination", "forged", "expired", "used", "wrong-destination", "untrusted-referrer", "gone", "too-large",
-    "rate-limited", "over-budget", "unavailable", "internal", "identity-disabled", "malformed",
-    "unsupported-algorithm", "bad-signature", "not-yet-valid", "wrong-audience",
-})
+# The error codes the API answers with (declared once, in errors.py): the only values a reason label takes.
+ERROR_CODES = frozenset(errors.CODES)
 ENDPOINTS = ("handoff", "handoff_redeem", "identity_save", "identity_load", "identity_delete")
 STORE_OPERATIONS = ("put", "get", "take", "delete", "hit", "purge_expired")
 SHED_KINDS = ("refused", "evicted", "busy", "slow-header", "slow-body", "refused-431", "refused-414", "over-budget")

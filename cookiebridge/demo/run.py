@@ -20,6 +20,9 @@ from .certs import Certs, cached_certificates
 from .servers import bind, https_server
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 class _DemoServer(uvicorn.Server):
     """A server that leaves signals to `serve_until_stopped`, which stops all of them at once."""
 
@@ -68,11 +71,14 @@ def run_demo(*, bridge_host: str = topology.BRIDGE_HOST, site_hosts: Sequence[st
         servers, bridge_url, sites = demo_servers(bridge_host=bridge_host, site_hosts=site_hosts, port=port,
                                                   certs=certs)
         _log_bridge_events()
+        # A Ctrl+C or SIGTERM between the banner and the servers' start waits for serve_until_stopped to take it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         for line in banner(bridge_url, sites, certs.ca):
             echo(line)
         sys.stdout.flush()
         asyncio.run(serve_until_stopped(list(zip(servers, sockets))))
     finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         for sock in sockets:
             sock.close()
 
@@ -112,12 +118,13 @@ async def serve_until_stopped(pairs: Sequence[tuple[uvicorn.Server, socket.socke
             server.force_exit = server.should_exit
             server.should_exit = True
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # one that came early is handled now
     try:
         await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in pairs))
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
 
 

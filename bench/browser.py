@@ -20,9 +20,13 @@ Arrival against its floor, per engine as shipped, in the same run (issue 12): th
 cookie on B with the provider, against B's floor page, whose <head> holds, at the provider's place, an inline script
 that does one fetch POST to the bridge's redeem and writes the cookie. A is the same provider page for both (its link
 gets the code); runs alternate provider and floor. Goal: provider median <= 1.25 x floor median.
+B's provider page comes in variants of what the site owner puts in <head> (VARIANTS: the plain tag, crossorigin,
+preconnect, preload of the API script, a self-hosted or inline copy), all in the same run as the floor, in a
+rotating order; per variant, the median timeline of the bridge requests from performance.getEntriesByType('resource').
 Ratios printed: handoff/iframe median time, provider/floor arrival median time, and repeat/first view requests.
 
     --sections paths,arrival,caching   (default: all three) runs only some of them
+    --variants plain,cors,...          (default: all) B's provider page variants in the arrival section
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ import json
 import os
 import re
 import shutil
+import ssl
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -50,16 +56,19 @@ from starlette.responses import HTMLResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from bench.common import median, percentile, print_machine  # noqa: E402
-from cookiebridge.devcerts import Certs, make_certificates  # noqa: E402
+from cookiebridge.demo.certs import Certs, make_certificates  # noqa: E402
+from cookiebridge.demo.servers import https_server  # noqa: E402
 from e2e import drivers  # noqa: E402
-from cookiebridge.demo import https_server  # noqa: E402
 from testsupport import BridgeProcess, ServerThread, free_port  # noqa: E402
 
 COOKIE = "customer-defined-session-cookie"
 SECRET = "browser-bench-secret-0123456789"
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cookiebridge bench: {site}</title>
-<script src="{bridge}/cookie-provider.min.js"></script>
+<script>window.__ran = []; document.addEventListener('load', function (e) {{ // a script's load event: it has run
+  if (e.target.tagName == 'SCRIPT') window.__ran.push([e.target.src, performance.now()]);
+}}, true);</script>
+{head}
 <script>
 window.__bench = {{}};
 window.provider = new CookieProvider({cookie!r}, {bridge!r} + "/iframe.html");
@@ -68,7 +77,23 @@ provider.loadCookie().then(function (value) {{
 }});
 </script></head>
 <body><p>{site}</p><a id="to-other" href="{other}/bench.html">to the other site</a>
-<a id="to-floor" href="{other}/floor.html">to the other site's floor page</a></body></html>"""
+<a id="to-floor" href="{other}/floor.html">to the other site's floor page</a>
+{variant_links}</body></html>"""
+# What the site owner puts in <head> to load the provider, on B's page in the arrival section (issue 12). {api} is
+# the API script's hashed name, {integrity} its SRI value, as the provider pins them.
+CORS_TAG = '<script src="{bridge}/cookie-provider.min.js" crossorigin="anonymous"></script>'
+VARIANTS: dict[str, str] = {
+    "plain": '<script src="{bridge}/cookie-provider.min.js"></script>',
+    "cors": CORS_TAG,
+    "preconnect": '<link rel="preconnect" href="{bridge}" crossorigin>\n' + CORS_TAG,
+    "preload": '<link rel="preload" as="script" crossorigin href="{bridge}/{api}">\n' + CORS_TAG,
+    "preload-sri": '<link rel="preload" as="script" crossorigin href="{bridge}/{api}" integrity="{integrity}">\n'
+                   + CORS_TAG,
+    # A copy of the provider on the site's own origin, whose connection the page's own request has opened.
+    "self-hosted": '<link rel="preconnect" href="{bridge}" crossorigin>\n<script src="/cookie-provider.min.js"></script>',
+    # Not a recommendation (updates, CSP): what is left of the gap once no script has to be fetched first.
+    "inline": "<script>{source}</script>",
+}
 # The floor of arrival: nothing but the one request the provider must make, inline at the provider's place.
 FLOOR_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cookiebridge bench floor: {site}</title>
@@ -90,25 +115,55 @@ LOADED = "window.__bench && 'at' in window.__bench"
 REQUEST = re.compile(r'"(GET|HEAD|POST|OPTIONS) (\S+) HTTP/[\d.]+" (\d{3})')
 
 
-def sites_app(bridge: str, sites: list[str]) -> Starlette:
+class Provider:
+    """The provider as the bridge serves it, and the API script it pins: what the variants' tags name."""
+
+    def __init__(self, bridge: str, certs: Certs) -> None:
+        context = ssl.create_default_context(cafile=str(certs.ca))
+        with urllib.request.urlopen(bridge + "/cookie-provider.min.js", context=context, timeout=10) as response:
+            self.source: bytes = response.read()
+        pinned = re.search(rb"'(cookie-provider-api\.[0-9a-f]{12}\.min\.js)','(sha256-[A-Za-z0-9+/=]+)'", self.source)
+        if pinned is None:
+            raise RuntimeError(f"{bridge}/cookie-provider.min.js pins no hashed cookie-provider-api: run a built bridge")
+        self.api, self.integrity = pinned.group(1).decode(), pinned.group(2).decode()
+
+    def head(self, variant: str, bridge: str) -> str:
+        if variant == "inline":
+            return VARIANTS["inline"].replace("{source}", self.source.decode())
+        return VARIANTS[variant].format(bridge=bridge, api=self.api, integrity=self.integrity)
+
+
+def sites_app(bridge: str, sites: list[str], provider: Provider) -> Starlette:
+    links = "\n".join(f'<a id="to-{variant}" href="{{other}}/bench.html?head={variant}">{variant}</a>' for variant in VARIANTS)
+
     async def page(request: Request) -> Response:
         here = f"{request.url.scheme}://{request.url.netloc}"
         other = next(site for site in sites if site != here)
-        html = PAGE.format(site=here, bridge=bridge, cookie=COOKIE, other=other)
+        variant = request.query_params.get("head", "plain")
+        if variant not in VARIANTS:
+            return HTMLResponse(f"head={variant!r}: use one of {', '.join(VARIANTS)}", status_code=404)
+        html = PAGE.format(site=here, bridge=bridge, cookie=COOKIE, other=other, head=provider.head(variant, bridge),
+                           variant_links=links.replace("{other}", other))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    async def provider_copy(request: Request) -> Response:
+        return Response(provider.source, media_type="text/javascript; charset=utf-8",
+                        headers={"Cache-Control": "max-age=300"})
 
     async def floor(request: Request) -> Response:
         here = f"{request.url.scheme}://{request.url.netloc}"
         return HTMLResponse(FLOOR_PAGE.format(site=here, bridge=bridge), headers={"Cache-Control": "no-store"})
 
-    return Starlette(routes=[Route("/bench.html", page), Route("/floor.html", floor)])
+    return Starlette(routes=[Route("/bench.html", page), Route("/floor.html", floor),
+                             Route("/cookie-provider.min.js", provider_copy)])
 
 
 class BridgeLog:
     """The bridge's access log: requests made to it since a mark."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, bridge: str) -> None:
         self.path = path
+        self.bridge = bridge
 
     def mark(self) -> int:
         return len(self._requests())
@@ -166,8 +221,17 @@ def start_session(session: drivers.Session, value: str) -> bool:
         return await provider.saveCookie();""", COOKIE, value)
 
 
+# B's requests to the bridge (and to a self-hosted provider copy), ms since navigation start: [path, start, end,
+# when the script ran (null: not a script, or not run)].
+RESOURCES = """const ran = Object.fromEntries(window.__ran || []);
+return performance.getEntriesByType('resource')
+  .filter(e => e.name.startsWith(args[0]) || e.name.endsWith('/cookie-provider.min.js'))
+  .map(e => [new URL(e.name).pathname, e.startTime, e.responseEnd, ran[e.name] ?? null]);"""
+
+
 def run_once(sessions: Sessions, engine: str, policy: str, path: str, site_a: str, site_b: str, log: BridgeLog,
-             workdir: Path) -> tuple[float, list[str]]:
+             workdir: Path, variant: str = "") -> tuple[float, list[str], list[list]]:
+    """`variant`: for the handoff path, which of B's provider pages the link on A leads to (default: the plain one)."""
     value = "bench-" + uuid.uuid4().hex
     with sessions.open(engine, policy, workdir) as session:
         session.goto(site_a + "/bench.html")
@@ -180,13 +244,14 @@ def run_once(sessions: Sessions, engine: str, policy: str, path: str, site_a: st
             session.goto(site_b + "/bench.html")
         else:
             mark = log.mark()
-            session.click("#to-floor" if path == "floor" else "#to-other")
+            session.click("#to-floor" if path == "floor" else f"#to-{variant}" if variant else "#to-other")
         session.wait_for(f"location.origin === {site_b!r} && {LOADED}", timeout=15)
         result = session.evaluate("return window.__bench;")
+        resources = session.evaluate(RESOURCES, log.bridge)
         requests = log.since(mark)
     if result["value"] != value or result["via"] != path:
-        raise RuntimeError(f"{engine}/{policy} {path}: restored {result!r}, expected {value!r} via {path}")
-    return float(result["at"]), requests
+        raise RuntimeError(f"{engine}/{policy} {path} {variant}: restored {result!r}, expected {value!r} via {path}")
+    return float(result["at"]), requests, resources
 
 
 def paths(sessions: Sessions, engines: list[str], runs: int, site_a: str, site_b: str, log: BridgeLog,
@@ -205,8 +270,8 @@ def paths(sessions: Sessions, engines: list[str], runs: int, site_a: str, site_b
                 continue
             times, requests = [], []
             for run in range(runs):
-                at, made = run_once(sessions, engine, policy, path, site_a, site_b, log,
-                                    work / f"{engine}-{path}-{run}")
+                at, made, _ = run_once(sessions, engine, policy, path, site_a, site_b, log,
+                                       work / f"{engine}-{path}-{run}")
                 times.append(at)
                 requests.append(made)
             medians[(engine, path)] = median(times)
@@ -218,29 +283,53 @@ def paths(sessions: Sessions, engines: list[str], runs: int, site_a: str, site_b
                   f"{medians[(engine, 'handoff')] / medians[(engine, 'iframe')]:.2f}")
 
 
-def arrival_against_floor(sessions: Sessions, engines: list[str], runs: int, site_a: str, site_b: str,
-                          log: BridgeLog, workdir: Path) -> None:
-    """Per engine as shipped: B's time to the session cookie with the provider and on the floor page, runs
-    alternating, and the ratio of the medians."""
+def arrival_against_floor(sessions: Sessions, engines: list[str], variants: list[str], runs: int, site_a: str,
+                          site_b: str, log: BridgeLog, workdir: Path) -> None:
+    """Per engine as shipped: B's time to the session cookie on each provider page variant and on the floor page,
+    runs rotating through them, the ratio of the medians, and each page's median timeline of bridge requests."""
     print(f"browser: arrival against its floor, domain-b navigation start to the session cookie (ms), {runs} "
-          f"fresh-session runs each, alternating; goal provider/floor <= {ARRIVAL_GOAL}")
-    print(f"{'engine':9} {'page':9} {'median':>7} {'p10':>7} {'p90':>7}  requests per run")
+          f"fresh-session runs each, rotating; goal provider/floor <= {ARRIVAL_GOAL}")
+    print(f"{'engine':9} {'page':12} {'median':>7} {'p10':>7} {'p90':>7} {'ratio':>6}  requests per run; median "
+          "start-end (ms) of the provider script, the API script and the redeem, and when a script ran")
+    pages = [*variants, "floor"]
     for engine in engines:
-        times: dict[str, list[float]] = {"handoff": [], "floor": []}
-        made: dict[str, list[list[str]]] = {"handoff": [], "floor": []}
+        times: dict[str, list[float]] = {page: [] for page in pages}
+        made: dict[str, list[list[str]]] = {page: [] for page in pages}
+        timelines: dict[str, list[list]] = {page: [] for page in pages}
         for run in range(runs):
-            for path in times:
-                at, requests = run_once(sessions, engine, "default", path, site_a, site_b, log,
-                                        workdir / f"{engine}-arrival-{path}-{run}")
-                times[path].append(at)
-                made[path].append(requests)
-        for path, label in (("handoff", "provider"), ("floor", "floor")):
-            counts = "/".join(map(str, sorted({len(requests) for requests in made[path]})))
-            print(f"{engine:9} {label:9} {median(times[path]):7.1f} {percentile(times[path], .1):7.1f} "
-                  f"{percentile(times[path], .9):7.1f}  {counts}: {describe(made[path][-1])}")
-        ratio = median(times["handoff"]) / median(times["floor"])
-        print(f"{engine:9} ratio provider/floor arrival median time {ratio:.2f} "
-              f"({'within' if ratio <= ARRIVAL_GOAL else 'over'} the goal of {ARRIVAL_GOAL})")
+            for page in pages[run % len(pages):] + pages[:run % len(pages)]:  # no page always first or last
+                path, variant = ("floor", "") if page == "floor" else ("handoff", page)
+                at, requests, resources = run_once(sessions, engine, "default", path, site_a, site_b, log,
+                                                   workdir / f"{engine}-arrival-{page}-{run}", variant)
+                times[page].append(at)
+                made[page].append(requests)
+                timelines[page].append(resources)
+        floor = median(times["floor"])
+        for page in pages:
+            ratio = median(times[page]) / floor
+            counts = "/".join(map(str, sorted({len(requests) for requests in made[page]})))
+            print(f"{engine:9} {page:12} {median(times[page]):7.1f} {percentile(times[page], .1):7.1f} "
+                  f"{percentile(times[page], .9):7.1f} {ratio:6.2f}{'*' if ratio <= ARRIVAL_GOAL else ' '} "
+                  f"{counts}: {describe(made[page][-1])}; {timeline(timelines[page])}")
+    print(f"(* within the goal of {ARRIVAL_GOAL})")
+
+
+def timeline(runs: list[list]) -> str:
+    """Median start-end per kind of request over the runs where it was made (xN: made N times in a run), and for a
+    script when it ran."""
+    kinds = {"provider": r"/cookie-provider(\.[0-9a-f]{12})?\.min\.js$", "API": r"/cookie-provider-api\.",
+             "redeem": r"/handoff/redeem$"}
+    parts = []
+    for kind, pattern in kinds.items():
+        entries = [[entry for entry in resources if re.search(pattern, entry[0])] for resources in runs]
+        firsts = [found[0] for found in entries if found]
+        if not firsts:
+            continue
+        most = max(len(found) for found in entries)
+        ran = [entry[3] for found in entries for entry in found if entry[3] is not None]
+        parts.append(f"{kind} {median([e[1] for e in firsts]):.0f}-{median([e[2] for e in firsts]):.0f}"
+                     + (f" x{most}" if most > 1 else "") + (f" ran {median(ran):.0f}" if ran else ""))
+    return ", ".join(parts) or "no entries"
 
 
 def caching(sessions: Sessions, engine: str, site_a: str, site_b: str, log: BridgeLog,
@@ -291,10 +380,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default=",".join(drivers.ENGINES))
     parser.add_argument("--sections", default="paths,arrival,caching",
                         help="which measurements: paths (iframe, handoff), arrival (against the floor), caching")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="arrival: which of B's provider pages to measure against the floor")
     args = parser.parse_args(argv)
     sections = set(args.sections.split(","))
     if not sections <= {"paths", "arrival", "caching"}:
         parser.error(f"--sections {args.sections!r}: use a comma-separated subset of paths,arrival,caching")
+    variants = [variant for variant in args.variants.split(",") if variant]
+    if not variants or not set(variants) <= set(VARIANTS):
+        parser.error(f"--variants {args.variants!r}: use a comma-separated subset of {','.join(VARIANTS)}")
     os.chdir(ROOT)  # BridgeProcess runs `python -m cookiebridge` from the working directory
     engines = [engine for engine in args.engines.split(",") if engine]
     print_machine()
@@ -314,16 +408,16 @@ def main(argv: list[str] | None = None) -> int:
                    "--store", f"sqlite:///{work / 'bridge.db'}", "--trusted-origin", site_a, "--trusted-origin", site_b]
     env = {"COOKIEBRIDGE_SECRET_KEY": SECRET, "PYTHONUNBUFFERED": "1"}  # access log lines reach the file at once
     with BridgeProcess(bridge_args, work / "bridge.log", env=env, tls=True) as bridge:
-        app = sites_app(bridge.url, [site_a, site_b])
+        app = sites_app(bridge.url, [site_a, site_b], Provider(bridge.url, certs))
         servers = ServerThread([https_server(app, "127.0.0.2", site_port, certs),
                                 https_server(app, "127.0.0.3", site_port, certs)]).start()
-        log = BridgeLog(work / "bridge.log")
+        log = BridgeLog(work / "bridge.log", bridge.url)
         sessions = Sessions(certs)
         try:
             if "paths" in sections:
                 paths(sessions, engines, args.runs, site_a, site_b, log, work)
             if "arrival" in sections:
-                arrival_against_floor(sessions, engines, args.runs, site_a, site_b, log, work)
+                arrival_against_floor(sessions, engines, variants, args.runs, site_a, site_b, log, work)
             if "caching" in sections:
                 caching_report(sessions, engines, site_a, site_b, log, work)
         finally:

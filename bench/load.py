@@ -30,7 +30,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.common import ROOT, print_machine, stop_process as stop, wait_for_http
+from bench.common import ROOT, print_machine, wait_for_http
+from bench.common import stop_process as stop
 from testsupport import RedisServer, find_redis_server, free_port
 
 A, B = "https://domain-a.example", "https://domain-b.example"

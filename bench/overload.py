@@ -25,7 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import ROOT, print_machine, stop_process as stop, wait_for_http
+from bench.common import ROOT, print_machine, wait_for_http
+from bench.common import stop_process as stop
 from testsupport import free_port
 
 A, B = "https://domain-a.example", "https://domain-b.example"

@@ -8,7 +8,6 @@ tests/test_size_budget.py enforces the same budgets.
 
 from __future__ import annotations
 
-
 from bench.common import print_machine
 from cookiebridge.assets import build_assets
 from cookiebridge.resources import resource_dir

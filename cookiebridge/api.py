@@ -20,9 +20,22 @@ from starlette.routing import Route
 
 from . import metrics
 from .config import Settings
-from .errors import (BAD_DESTINATION, BAD_JSON, BAD_VALUE, IDENTITY_DISABLED, INTERNAL, INTERNAL_ERROR,
-                     NAME_NOT_ALLOWED, OVER_BUDGET, RATE_LIMITED, TOO_LARGE, UNTRUSTED_ORIGIN, USED, BridgeError,
-                     log_internal_error)
+from .errors import (
+    BAD_DESTINATION,
+    BAD_JSON,
+    BAD_VALUE,
+    IDENTITY_DISABLED,
+    INTERNAL,
+    INTERNAL_ERROR,
+    NAME_NOT_ALLOWED,
+    OVER_BUDGET,
+    RATE_LIMITED,
+    TOO_LARGE,
+    UNTRUSTED_ORIGIN,
+    USED,
+    BridgeError,
+    log_internal_error,
+)
 from .handoff import HandoffCodes
 from .identity import is_text, verify_identity
 from .limits import SHED_LOG

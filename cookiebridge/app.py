@@ -15,15 +15,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import __version__
-from .assets import Asset, build_assets, etag_of
+from . import __version__, metrics
 from .api import Api
+from .assets import Asset, build_assets, etag_of
 from .config import Settings, load_settings
 from .errors import INTERNAL, INTERNAL_ERROR, METHOD_NOT_ALLOWED, NOT_FOUND, BridgeError, log_internal_error
 from .handoff import HandoffCodes
 from .health import Incidents, MeteredStore, Readiness
 from .logs import AccessLog
-from . import metrics
 from .stores import Store, StoreUnavailable, open_store
 
 logger = logging.getLogger("cookiebridge")
@@ -77,7 +76,8 @@ def _etag_matches(header: bytes, etag: bytes) -> bool:
 def _codings(header: bytes) -> tuple[frozenset[bytes], frozenset[bytes]]:
     """(accepted, refused) codings of an Accept-Encoding value, by q > 0 or q = 0. Cached: browsers send a handful
     of distinct values."""
-    accepted, refused = set(), set()
+    accepted: set[bytes] = set()
+    refused: set[bytes] = set()
     for item in header.lower().split(b","):
         coding, _, params = item.partition(b";")
         quality = 1.0
@@ -189,7 +189,8 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
 
 def prepare_files(assets: list[Asset]) -> dict[str, PreparedFile]:
     """URL path -> prepared file, for every name of every asset (stable and content-hashed)."""
-    return {"/" + name: PreparedFile(asset, immutable=immutable) for asset in assets for name, immutable in asset.urls.items()}
+    return {"/" + name: PreparedFile(asset, immutable=immutable)
+            for asset in assets for name, immutable in asset.urls.items()}
 
 
 def asset_routes(files: dict[str, PreparedFile]) -> list[Route]:
@@ -229,7 +230,8 @@ def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
 
     files = prepare_files(assets)
     routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]),
-              Route("/readyz", readyz(Readiness(metered)), methods=["GET", "HEAD"]), *asset_routes(files), *api.routes()]
+              Route("/readyz", readyz(Readiness(metered)), methods=["GET", "HEAD"]),
+              *asset_routes(files), *api.routes()]
     if settings.metrics:
         routes.append(Route("/metrics", metrics_endpoint(parse_networks(settings.metrics_allow_ips)), methods=["GET"]))
     app = BridgeApp(files, routes=routes, access_log=settings.log_format == "json",

@@ -72,6 +72,7 @@ class HandoffCodes:
         if destination != origin:
             raise BridgeError(WRONG_DESTINATION, f"handoff code was issued for {destination}, not {origin}")
         if gate and referrer_origin(referrer) != source:
-            raise BridgeError(UNTRUSTED_REFERRER, f"handoff code was issued by {source}, and this page did not come from "
-                              f"there (referrer {referrer_origin(referrer) or 'none'}): a planted link restores nothing")
+            came_from = referrer_origin(referrer) or "none"
+            raise BridgeError(UNTRUSTED_REFERRER, f"handoff code was issued by {source}, and this page did not come "
+                              f"from there (referrer {came_from}): a planted link restores nothing")
         return str(ident)

@@ -4,7 +4,6 @@ store errors, and the incident log that says once, not per request, why the API 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import secrets
@@ -64,8 +63,26 @@ class MeteredStore:
         self.errors = metrics.STORE_ERRORS
         self.inner = store
         self.incidents = incidents
-        for operation in metrics.STORE_OPERATIONS:
-            setattr(self, operation, functools.partial(self._call, operation))
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        await self._call("put", key, value, ttl)
+
+    async def get(self, key: str) -> bytes | None:
+        result: bytes | None = await self._call("get", key)
+        return result
+
+    async def take(self, key: str) -> bytes | None:
+        result: bytes | None = await self._call("take", key)
+        return result
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._call("delete", key))
+
+    async def hit(self, key: str, window: float, amount: int = 1) -> int:
+        return int(await self._call("hit", key, window, amount))
+
+    async def purge_expired(self) -> int:
+        return int(await self._call("purge_expired"))
 
     def __repr__(self) -> str:
         return repr(self.inner)
@@ -99,7 +116,8 @@ async def probe(store: Store, timeout: float = PROBE_TIMEOUT) -> None:
     except asyncio.TimeoutError:
         raise StoreUnavailable(f"{store!r}: no answer within {timeout:g} s") from None
     if read != value:
-        raise StoreError(f"{store!r}: a value written was not read back (got {'nothing' if read is None else 'another'})")
+        got = "nothing" if read is None else "another"
+        raise StoreError(f"{store!r}: a value written was not read back (got {got})")
 
 
 def probe_at_start(store: Store) -> str | None:

@@ -16,8 +16,15 @@ import math
 import time
 from typing import Any, Iterable
 
-from .errors import (BAD_SIGNATURE, MALFORMED, NOT_YET_VALID, TOKEN_EXPIRED, UNSUPPORTED_ALGORITHM, WRONG_AUDIENCE,
-                     BridgeError)
+from .errors import (
+    BAD_SIGNATURE,
+    MALFORMED,
+    NOT_YET_VALID,
+    TOKEN_EXPIRED,
+    UNSUPPORTED_ALGORITHM,
+    WRONG_AUDIENCE,
+    BridgeError,
+)
 
 MAX_TOKEN_LENGTH = 4096
 MAX_SUBJECT_LENGTH = 256
@@ -111,6 +118,7 @@ def verify_identity(token: Any, secrets: Iterable[str | bytes], *, audience: str
     if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH or not is_text(subject):
         raise IdentityError(MALFORMED, f"identity token needs a 'sub' string of 1-{MAX_SUBJECT_LENGTH} characters")
     expires = _time_claim(claims, "exp", required=True)
+    assert expires is not None  # required=True raises when it is missing
     if current > expires + leeway:
         raise IdentityError(TOKEN_EXPIRED, "identity token has expired: have the site's backend issue a fresh one")
     if expires > current + max_ttl + leeway:

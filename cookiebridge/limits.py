@@ -141,8 +141,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         seconds = self.limits.header_timeout if phase == "header" else self.limits.body_timeout
         started = phase == "body" or self.head_bytes > 0
         if started:  # a client that never sent a byte (or an idle keep-alive one) is just closed
-            SHED_LOG.note(f"slow-{phase}", f"closed connections still sending their request {phase} after {seconds:g} s "
-                          f"({phase}_timeout)")
+            SHED_LOG.note(f"slow-{phase}", f"closed connections still sending their request {phase} after "
+                          f"{seconds:g} s ({phase}_timeout)")
         if started and (phase == "header" or self.cycle is None or not self.cycle.response_started):
             self.transport.write(_simple_response(408, "Request Timeout"))
         if self.cycle is not None and not self.cycle.response_complete:

@@ -18,8 +18,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from uvicorn.config import LOGGING_CONFIG
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.config import LOGGING_CONFIG
 
 LOG_FORMATS = ("text", "json")
 REQUEST_ID = contextvars.ContextVar("cookiebridge_request_id", default="")

@@ -88,7 +88,8 @@ def normalise_origin(value: str) -> str:
         raise OriginError(f"origin {value!r} has no host: write e.g. 'https://domain-a.com'")
     bare = f"{scheme}://{parts.netloc.lower()}"
     if parts.path not in ("", "/") or parts.query or parts.fragment or raw.endswith("?") or raw.endswith("#"):
-        raise OriginError(f"origin {value!r} has a path, query or fragment: an origin is scheme://host[:port], write {bare!r}")
+        raise OriginError(f"origin {value!r} has a path, query or fragment: an origin is scheme://host[:port], "
+                          f"write {bare!r}")
     if host.endswith("."):
         raise OriginError(f"origin {value!r} has a trailing dot: browsers treat it as another site, write it without")
     if port == 0:

@@ -274,7 +274,8 @@ class SQLiteStore:
         _check_value(value)
 
         def put(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)", (key, value, time.time() + ttl))
+            conn.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+                         (key, value, time.time() + ttl))
 
         await self._run(put)
 
@@ -294,7 +295,8 @@ class SQLiteStore:
             now = time.time()
             if self._returning:
                 # fetchall() steps the statement to its end, which ends the implicit transaction.
-                rows = conn.execute("DELETE FROM kv WHERE key = ? AND expires > ? RETURNING value", (key, now)).fetchall()
+                rows = conn.execute("DELETE FROM kv WHERE key = ? AND expires > ? RETURNING value",
+                                    (key, now)).fetchall()
             else:
                 with _immediate(conn):
                     rows = conn.execute("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, now)).fetchall()
@@ -385,16 +387,16 @@ class RedisStore:
         return self._client
 
     def _connect(self) -> Any:
-        timeouts = {"socket_timeout": self._timeout, "socket_connect_timeout": self._timeout}
+        timeouts: dict[str, Any] = {"socket_timeout": self._timeout, "socket_connect_timeout": self._timeout}
         # One immediate retry on a connection error, for pooled connections that died with a Redis restart or a
         # failover; none on timeouts, so a hung server costs one timeout.
         retry = Retry(NoBackoff(), 1, (redis_errors.ConnectionError,))
         topology = self.topology
         if topology is None:
             return aioredis.from_url(self.url, retry=retry, **timeouts)
-        auth = {"username": topology.username, "password": topology.password}
+        auth: dict[str, Any] = {"username": topology.username, "password": topology.password}
         if topology.kind == "sentinel":
-            sentinel_kwargs = {**timeouts, "password": topology.sentinel_password, "ssl": topology.tls}
+            sentinel_kwargs: dict[str, Any] = {**timeouts, "password": topology.sentinel_password, "ssl": topology.tls}
             self._sentinel = Sentinel(list(topology.hosts), sentinel_kwargs=sentinel_kwargs)
             return self._sentinel.master_for(topology.service, db=topology.db, retry=retry, ssl=topology.tls,
                                              **auth, **timeouts)
@@ -439,7 +441,8 @@ class RedisStore:
     async def hit(self, key: str, window: float, amount: int = 1) -> int:
         _check(key, window)
         with self._errors():
-            # SET NX PX creates the counter with its expiry on the first hit only; INCRBY keeps the TTL. MULTI makes it atomic.
+            # SET NX PX creates the counter with its expiry on the first hit only; INCRBY keeps the TTL.
+            # MULTI makes it atomic.
             async with self._redis().pipeline(transaction=True) as pipe:
                 pipe.set(key, 0, px=self._ms(window), nx=True)
                 pipe.incrby(key, int(amount))

@@ -21,15 +21,25 @@ from typing import Iterator
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cookiebridge.demo.chat import ChatServer
-from cookiebridge.demo.sites import create_demo_app
 from cookiebridge.demo.certs import Certs, make_certificates
-from e2e import drivers, matrix
+from cookiebridge.demo.chat import ChatServer
 from cookiebridge.demo.servers import https_server
+from cookiebridge.demo.sites import create_demo_app
+from e2e import drivers, matrix
 from e2e.lab.attacks import Lab, forwarding_proxy, hostile_app, running_lab
-from e2e.topology import (COOKIE, IDENTITY_SECRET, NAMED_BARE_PAGE, RESULTS, SECRET, WIDGET_SETTLED, NamedTopology,
-                          Topology, bridge_args)
+from e2e.topology import (
+    COOKIE,
+    IDENTITY_SECRET,
+    NAMED_BARE_PAGE,
+    RESULTS,
+    SECRET,
+    WIDGET_SETTLED,
+    NamedTopology,
+    Topology,
+    bridge_args,
+)
 from testsupport import BridgeProcess, RedisServer, ServerThread, free_port
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario(name): the compatibility-matrix row a browser test fills")

@@ -20,7 +20,6 @@ from e2e.topology import COOKIE, SECRET, bridge_args
 from testsupport import BridgeProcess, free_port
 
 
-
 @pytest.mark.parametrize(
     "mode",
     [pytest.param("slow", marks=pytest.mark.scenario("bridge slow (answers after 4 s): provider settles within its timeout")),

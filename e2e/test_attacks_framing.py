@@ -17,8 +17,6 @@ from e2e.lab.attacks import TIMEOUT_MS, Lab, no_page_errors
 from e2e.matrix import observe
 from e2e.topology import COOKIE
 
-
-
 # --- untrusted parents -----------------------------------------------------------------------------------------
 
 

@@ -15,9 +15,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from cookiebridge.identity import sign_identity
-from e2e.topology import COOKIE, IDENTITY_SECRET, NamedTopology, Topology, wait_saved_in_iframe
 from e2e.drivers import Session
 from e2e.matrix import observe
+from e2e.topology import COOKIE, IDENTITY_SECRET, NamedTopology, Topology, wait_saved_in_iframe
 from e2e.widget import FORM, TRANSCRIPT, ChatWidget
 
 PAGES = {"guide": "/", "extension": "/extension.html"}

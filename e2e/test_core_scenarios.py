@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from e2e.topology import COOKIE, Topology, wait_saved_in_iframe
 from e2e.drivers import Session
 from e2e.matrix import observe
+from e2e.topology import COOKIE, Topology, wait_saved_in_iframe
 from e2e.widget import FORM, TRANSCRIPT, ChatWidget
 
 WIDGETS = {"double": "widget double", "real": "real Genesys Widgets"}

@@ -17,9 +17,9 @@ import pytest
 from cookiebridge.demo.certs import Certs
 from cookiebridge.demo.servers import https_server
 from cookiebridge.demo.sites import create_demo_app
-from e2e.topology import RESULTS
 from e2e.drivers import Session
 from e2e.matrix import observe
+from e2e.topology import RESULTS
 from e2e.widget import FORM, TRANSCRIPT, ChatWidget
 from testsupport import ServerThread, free_port, wait_until_healthy
 

@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from e2e import drivers
 from cookiebridge.demo.certs import Certs, make_certificates, ssl_context_for_client, ssl_context_for_server
+from e2e import drivers
 
 MATRIX = drivers.matrix()
 MATRIX_IDS = [f"{engine}-{policy}" for engine, policy in MATRIX]

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from e2e.topology import COOKIE
 from e2e.drivers import Session
 from e2e.lab import HANDOFF, LabTopology, mint, redeem
 from e2e.lab.gestures import Unsupported, gestures, touch_capable
 from e2e.matrix import observe
+from e2e.topology import COOKIE
 
 HOLD = 0.3  # seconds a person's press lasts; long enough for the code (fetched on pointerdown) to arrive
 ARRIVED = "window.__lab && window.__lab.loaded"

@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from e2e.topology import COOKIE, Topology
 from e2e.drivers import Session
 from e2e.matrix import observe
+from e2e.topology import COOKIE, Topology
 from e2e.widget import FORM, TRANSCRIPT, ChatWidget
 
 NOTICE = ("Thank you for your query. Please do not respond to this automated message if you do not have additional "

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from cookiebridge.app import create_app
 from testsupport import make_settings, sqlite_url
 from testsupport.api import issue, post, token
-from testsupport.settings import A, B, C, IDENTITY_KEY, NAME, VALUE
+from testsupport.settings import IDENTITY_KEY, NAME, VALUE, A, B, C
 
 EVIL = "https://domain-a.example.evil.test"
 

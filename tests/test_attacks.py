@@ -28,7 +28,7 @@ from cookiebridge.identity import sign_identity
 from cookiebridge.stores import open_store
 from testsupport import make_settings, sqlite_url
 from testsupport.api import cookiebridge, issue, post, token
-from testsupport.settings import A, B, C, IDENTITY_KEY, NAME, VALUE
+from testsupport.settings import IDENTITY_KEY, NAME, VALUE, A, B, C
 
 SECRET = "attack-test-key-Xq7P2mZ9vL4rT8wK3nB6"
 ENDPOINTS = ["handoff", "handoff/redeem", "identity/save", "identity/load", "identity/delete"]

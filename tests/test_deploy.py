@@ -24,8 +24,7 @@ import httpx
 import pytest
 import trustme
 
-from testsupport import BridgeProcess, free_port
-from testsupport import INSTALL_HINT, RedisServer, find_redis_server
+from testsupport import INSTALL_HINT, BridgeProcess, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "deploy.md"

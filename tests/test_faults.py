@@ -24,7 +24,7 @@ from cookiebridge.identity import sign_identity
 from testsupport import INSTALL_HINT, BridgeProcess, RedisServer, find_redis_server
 from testsupport.api import Answer, call
 from testsupport.files import read_only
-from testsupport.settings import A, B, NAME
+from testsupport.settings import NAME, A, B
 
 SECRET = "faults-test-key-Hj8kL2mN5pQ9rS3tV6wX"
 IDENTITY_KEY = "faults-identity-Qm4vT9xK2pL7wZ3nR8bY"

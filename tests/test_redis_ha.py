@@ -17,8 +17,15 @@ import redis as redis_py
 
 from cookiebridge.identity import sign_identity
 from cookiebridge.stores import RedisStore, RedisTopology, open_store, parse_redis_topology
-from testsupport import BridgeProcess, free_port
-from testsupport import INSTALL_HINT, RedisSentinel, RedisServer, cluster_args, find_redis_server
+from testsupport import (
+    INSTALL_HINT,
+    BridgeProcess,
+    RedisSentinel,
+    RedisServer,
+    cluster_args,
+    find_redis_server,
+    free_port,
+)
 
 A, B = "https://domain-a.example", "https://domain-b.example"
 NAME = "customer-defined-session-cookie"

@@ -19,7 +19,7 @@ from cookiebridge.app import create_app
 from cookiebridge.stores import SQLiteStore
 from testsupport import INSTALL_HINT, RedisServer, find_redis_server, make_settings
 from testsupport.api import post, token
-from testsupport.settings import A, B, C, IDENTITY_KEY, NAME, VALUE
+from testsupport.settings import IDENTITY_KEY, NAME, VALUE, A, B, C
 
 BIG = "x" * 4000
 

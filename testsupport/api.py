@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from cookiebridge.identity import sign_identity
 from testsupport.processes import BridgeProcess
-from testsupport.settings import A, B, IDENTITY_KEY, NAME, VALUE
+from testsupport.settings import IDENTITY_KEY, NAME, VALUE, A, B
 
 Answer = tuple[int, dict, dict]  # status, JSON body, headers
 

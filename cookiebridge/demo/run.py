@@ -19,7 +19,6 @@ from . import DemoError, topology
 from .certs import Certs, cached_certificates
 from .servers import bind, https_server
 
-
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -36,7 +35,7 @@ def banner(bridge_url: str, sites: Sequence[str], ca: Path) -> list[str]:
     lines = ["cookiebridge demo is running (Ctrl+C stops it):",
              f"  {'bridge:'.ljust(width + 1)} {bridge_url}/iframe.html"]
     lines += [f"  {(topology.site_name(i) + ':').ljust(width + 1)} {site}/" for i, site in enumerate(sites)]
-    first, second = (sites + sites)[:2]
+    first, second = (list(sites) * 2)[:2]
     lines += [
         f"1. Trust the demo's certificate: import its CA, {ca}, into your browser once (every run reuses it), or "
         f"open {bridge_url}/healthz and each site once and accept the warning.",

@@ -2,7 +2,7 @@
 
 Each test is one row of the compatibility matrix. Where a mechanism cannot work (third-party cookies blocked or
 partitioned), the test asserts that this is detected and reported, never that it works, and is never skipped.
-The widget is the double of the real Genesys Widgets 9 (static/demo/widgets-double.js), driven through its DOM
+The widget is the double of the real Genesys Widgets 9 (cookiebridge/demo/static/widgets-double.js), driven through its DOM
 like a customer (e2e/widget.py); e2e/test_core_scenarios.py runs the core of this with the real library too.
 """
 

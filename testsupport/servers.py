@@ -17,7 +17,7 @@ from starlette.types import ASGIApp
 
 
 class CertificatePair(Protocol):
-    """What a server needs of `cookiebridge.devcerts.Certs`: the chain and its key, as PEM files."""
+    """What a server needs of `cookiebridge.demo.certs.Certs`: the chain and its key, as PEM files."""
 
     cert_chain: Path
     key: Path

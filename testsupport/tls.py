@@ -1,5 +1,5 @@
 """TLS client contexts for talking to the test servers, which use the throwaway certificates of
-`cookiebridge.devcerts` and listen on loopback only."""
+`cookiebridge.demo.certs` and listen on loopback only."""
 
 from __future__ import annotations
 

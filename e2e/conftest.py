@@ -128,6 +128,8 @@ class RealWidgetSites:
     site_a: str
     site_b: str
     version: str
+    named_a: str = ""  # the same on hostnames (www.domain-a.test:P2), where the widget writes domain cookies
+    named_b: str = ""
 
 
 def _real_widgets_dir(folder: Path, work: Path) -> Path:
@@ -170,18 +172,26 @@ def real_widget_sites(certs: Certs, tmp_path_factory: pytest.TempPathFactory) ->
                     "(or widgets.min.js)")
     work = tmp_path_factory.mktemp("real-widget")
     served = _real_widgets_dir(Path(folder).expanduser().resolve(), work)
-    port = free_port("127.0.0.2")
+    port, named_port = free_port("127.0.0.2"), free_port("127.0.0.2")
     site_a, site_b = f"https://127.0.0.2:{port}", f"https://127.0.0.3:{port}"
+    try:
+        drivers.check_hostnames()  # the named sites below need them
+    except drivers.HostnamesUnavailable as missing:
+        pytest.skip(str(missing))
+    named_a, named_b = _named_url("127.0.0.2", named_port), _named_url("127.0.0.3", named_port)
     env = {"COOKIEBRIDGE_SECRET_KEY": SECRET, "COOKIEBRIDGE_IDENTITY_SECRET": IDENTITY_SECRET}
-    with BridgeProcess(bridge_args(certs, [site_a, site_b], f"sqlite:///{work / 'bridge.db'}"), work / "bridge.log",
-                       env=env, tls=True) as bridge:
-        demo = create_demo_app(bridge_url=bridge.url, sites=[site_a, site_b], emulator=ChatServer(),
-                               widgets_dir=served)
+    with BridgeProcess(bridge_args(certs, [site_a, site_b, named_a, named_b], f"sqlite:///{work / 'bridge.db'}"),
+                       work / "bridge.log", env=env, tls=True) as bridge:
+        chat = ChatServer()
+        demo = create_demo_app(bridge_url=bridge.url, sites=[site_a, site_b], emulator=chat, widgets_dir=served)
+        named = create_demo_app(bridge_url=bridge.url, sites=[named_a, named_b], emulator=chat, widgets_dir=served)
         servers = ServerThread([https_server(demo, "127.0.0.2", port, certs),
-                                https_server(demo, "127.0.0.3", port, certs)]).start()
+                                https_server(demo, "127.0.0.3", port, certs),
+                                https_server(named, "127.0.0.2", named_port, certs),
+                                https_server(named, "127.0.0.3", named_port, certs)]).start()
         try:
             yield RealWidgetSites(bridge=bridge.url, site_a=site_a, site_b=site_b,
-                                  version=_real_widgets_version(served))
+                                  version=_real_widgets_version(served), named_a=named_a, named_b=named_b)
         finally:
             servers.stop()
 

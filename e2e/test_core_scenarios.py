@@ -207,8 +207,35 @@ def test_the_finalizer_notice_shows_once(request, sites: Sites, browser: Session
 # -- (e) one cookie on hostnames ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("widget", list(WIDGETS))
-def test_todo_one_cookie_on_hostnames(widget: str, combo: tuple[str, str]) -> None:
-    """TODO(lead): after a restore on www.domain-b.test, exactly one cookie of the session name; removeCookie()
-    leaves none. Written once helper H5's named_topology fixture has landed."""
-    pytest.skip("needs named_topology")
+@pytest.fixture
+def named_sites(request: pytest.FixtureRequest) -> Sites:
+    """domain-a and domain-b on hostnames (www.domain-a.test, www.domain-b.test), where the widget writes the guide's
+    cookie with Domain=.<registrable domain>."""
+    if request.param == "real":
+        real = request.getfixturevalue("real_widget_sites")
+        return Sites("real", real.named_a, real.named_b, real.version)
+    named = request.getfixturevalue("named_topology")
+    return Sites("double", named.site_a, named.site_b, "")
+
+
+SESSION_COOKIES = f"""return document.cookie.split('; ').filter(c => c.startsWith({COOKIE!r} + '='))
+    .map(c => JSON.parse(decodeURIComponent(c.slice({len(COOKIE) + 1}))).token);"""
+
+
+@pytest.mark.parametrize("named_sites", [
+    pytest.param(widget, id=widget, marks=pytest.mark.scenario(f"one session cookie on hostnames ({label})"))
+    for widget, label in WIDGETS.items()
+], indirect=True)
+def test_one_session_cookie_on_hostnames(request, named_sites: Sites, browser: Session) -> None:
+    """After a restore on www.domain-b.test there is exactly one cookie of the session name, the widget's own view
+    of the session is that cookie's, and removeCookie() leaves none (host-only or domain, whichever existed)."""
+    chat, session_id, text = chatting_on_a(browser, named_sites)
+    follow_link(browser, named_sites.site_b)
+    assert_kept(chat, session_id, text)
+    tokens = browser.evaluate(SESSION_COOKIES)
+    assert len(tokens) == 1, f"{len(tokens)} cookies named {COOKIE} on B"
+    assert tokens[0] == (chat.session_data() or {}).get("token")
+    assert browser.evaluate("return await cookieProvider.removeCookie();") is True
+    assert browser.evaluate(SESSION_COOKIES) == []
+    no_page_errors(browser)
+    observe(request.node, seen_with(named_sites, "1 cookie after the link; removeCookie: none left"))

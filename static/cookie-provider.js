@@ -203,7 +203,8 @@
           try {
             notify && notify(enabled, {
               thirdPartyCookies: enabled,
-              handoff: o.handoff !== false && info().api === true,
+              // The hello's info may come after this reply (another port: WebKit does not order them): unknown is on.
+              handoff: o.handoff !== false && info().api !== false,
               identity: !!o.identity,
             });
           } catch (error) {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import html
 import ipaddress
 import logging
 from typing import Any, AsyncIterator
@@ -17,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from . import __version__, metrics
 from .api import Api
-from .assets import Asset, build_assets, etag_of
+from .assets import HTML_TYPE, IFRAME_PAGE, Asset, build_assets, etag_of
 from .config import Settings, load_settings
 from .errors import INTERNAL, INTERNAL_ERROR, METHOD_NOT_ALLOWED, NOT_FOUND, BridgeError, log_internal_error
 from .handoff import HandoffCodes
@@ -198,6 +199,32 @@ def asset_routes(files: dict[str, PreparedFile]) -> list[Route]:
     return [Route(path, file, methods=["GET", "HEAD"]) for path, file in files.items()]
 
 
+# What each file of the bridge is for, on the index page; a file not named here is listed without a word.
+_PURPOSES = {
+    IFRAME_PAGE: "the bridge page the sites frame (IFRAME_URL)",
+    "cookie-provider.min.js": "the script tag for every page of every trusted site",
+    "cookie-provider-api.min.js": "loaded by the provider for link handoff and signed identity",
+    "iframe.min.js": "the script of iframe.html",
+}
+
+
+def index_page(assets: list[Asset]) -> Asset:
+    """`GET /`: a small page naming what the bridge serves, for a person who opens its address. It shows no setting
+    (the trusted origins are in iframe.html already, and not repeated here)."""
+    items = [f'<li><a href="/{html.escape(asset.name)}">/{html.escape(asset.name)}</a>'
+             + (f": {html.escape(_PURPOSES[asset.name])}" if asset.name in _PURPOSES else "") + "</li>"
+             for asset in assets]
+    items += ['<li><a href="/healthz">/healthz</a>: the process answers</li>',
+              '<li><a href="/readyz">/readyz</a>: the store answers too</li>']
+    body = ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cookiebridge</title></head>"
+            f"<body>\n<h1>cookiebridge {html.escape(__version__)}</h1>\n<p>This is a cookiebridge bridge origin: it "
+            "keeps a chat session when customers move between the sites it trusts. It serves:</p>\n<ul>\n"
+            + "\n".join(items) + "\n</ul>\n</body></html>\n")
+    headers = {"Content-Security-Policy": "default-src 'none'; base-uri 'none'; form-action 'none'; "
+               "frame-ancestors 'none'", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+    return Asset("", body.encode("utf-8"), HTML_TYPE, headers)
+
+
 PURGE_INTERVAL = 60.0
 
 
@@ -229,6 +256,7 @@ def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
             await store.aclose()
 
     files = prepare_files(assets)
+    files["/"] = PreparedFile(index_page(assets), immutable=False)
     routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]),
               Route("/readyz", readyz(Readiness(metered)), methods=["GET", "HEAD"]),
               *asset_routes(files), *api.routes()]

@@ -8,6 +8,7 @@ byte for byte: nothing here depends on the time, the order of a directory listin
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -62,6 +63,24 @@ def check_public_url(public_url: str) -> str:
     if _UNSAFE_HEADER_VALUE.search(path) or re.search(r"[\s{};#]", path):
         raise BuildError(f"public URL {public_url!r} has characters a web server location cannot hold")
     return origin + path
+
+
+def is_loopback(public_url: str) -> bool:
+    host = urlsplit(public_url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_trusted_origins(settings: Settings, public_url: str) -> None:
+    """A bundle for a real host must not trust the loopback demo sites that stand in when nothing is configured."""
+    if settings.embedded_default and not is_loopback(public_url):
+        raise BuildError(f"public URL {public_url!r} is not on this machine but no trusted origins are configured "
+                         "(only the local demo sites): name your sites with --trusted-origin https://domain-a.com "
+                         "(repeat the flag for each), or COOKIEBRIDGE_TRUSTED_ORIGINS")
 
 
 def _check_header_values(assets: list[Asset]) -> None:
@@ -168,6 +187,7 @@ def build(settings: Settings, out_dir: str | os.PathLike[str], public_url: str, 
     Files of earlier builds (older hashed names) are left in place: pages cached before still reference them.
     """
     public_url = check_public_url(public_url)
+    check_trusted_origins(settings, public_url)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise BuildError(f"--out {str(out)!r} is a file, not a directory")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import resource
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -93,19 +95,21 @@ def _setting_option(declared: Setting) -> Callable[[Callable[..., Any]], Callabl
                         help=text)
 
 
-# Every option that maps onto a setting; `serve`, `check` and `build` share them so `check` validates what `serve`
-# runs.
-_SETTING_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
-    click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                 help=f"TOML configuration file (or {ENV_PREFIX}CONFIG)."),
-    *(_setting_option(declared) for declared in SETTINGS),
-]
+def setting_options(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of the settings declared for command `name` (Spec.commands), and --config. `serve` and `check`
+    share all of them, so `check` validates what `serve` runs; `build` takes only those the static files hold."""
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                     help=f"TOML configuration file (or {ENV_PREFIX}CONFIG)."),
+        *(_setting_option(declared) for declared in SETTINGS if name in declared.spec.commands),
+    ]
 
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
 
-def setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(_SETTING_OPTIONS):
-        command = option(command)
-    return command
+    return decorate
 
 
 def settings_from_flags(config_file: str | None, **flags: Any) -> Settings:
@@ -226,8 +230,58 @@ def prepare_metrics_dir(settings: Settings) -> None:
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
+# uvicorn's default listen backlog.
+BACKLOG = 2048
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket of `serve`, bound before anything is printed (as uvicorn's Config.bind_socket makes it,
+    inheritable for the worker processes), or ConfigurationError: one line naming the address and the fix."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT does not block
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigurationError(f"port {port} on {host} is in use (another `cookiebridge serve`?): stop it, or "
+                                     "pick another port with --port N") from None
+        if exc.errno == errno.EACCES:
+            raise ConfigurationError(f"port {port} on {host} needs privileges: pick a port above 1023 with --port N"
+                                     ) from None
+        if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+            raise ConfigurationError(f"host {host!r} is not an address of this machine: pick another with --host, "
+                                     "e.g. --host 127.0.0.1") from None
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port with "
+                                 "--port N") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def describe_listener(settings: Settings, port: int) -> list[str]:
+    """The start-up block of `serve`, once its socket is bound: what a site owner pastes, and what is in force."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    base = f"{'https' if settings.ssl_certfile else 'http'}://{host}:{port}/"
+    where = (" (as reached here; use the public URL your proxy or DNS gives it)"
+             if settings.proxy_headers or settings.host in ("0.0.0.0", "::") else "")
+    return [
+        f"cookiebridge: listening on {base} (Ctrl+C to stop); that page lists what the bridge serves",
+        f"cookiebridge: IFRAME_URL: {base}iframe.html{where}",
+        f'cookiebridge: script tag for every page of every trusted site: <script src="{base}cookie-provider.min.js" '
+        'crossorigin="anonymous"></script>',
+        f"cookiebridge: trusted origins: {', '.join(settings.trusted_origins)}",
+        f"cookiebridge: store: {describe_store_url(settings.store)}",
+    ]
+
+
 def run(settings: Settings) -> None:
     """Serve the bridge with uvicorn; every worker builds its app from the same validated settings."""
+    try:
+        sock = listen(settings.host, settings.port)  # first: a busy port is one line, before anything else
+    except ConfigurationError as exc:
+        say(settings, f"cookiebridge: error: {exc.message}")
+        raise click.exceptions.Exit(2) from None
     for line in describe_start(settings):
         say(settings, line)
     prepare_metrics_dir(settings)
@@ -262,13 +316,15 @@ def run(settings: Settings) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    for line in describe_listener(settings, sock.getsockname()[1]):
+        say(settings, line)
     # What uvicorn.run does with a Config, which it cannot be given.
     server = uvicorn.Server(config)
     try:
         if config.workers > 1:
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            Multiprocess(config, sockets=[sock]).run()
         else:
-            server.run()
+            server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     if config.workers == 1 and not server.started:
@@ -282,14 +338,14 @@ def main() -> None:
 
 
 @main.command()
-@setting_options
+@setting_options("serve")
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the bridge origin: iframe.html, the scripts and the API."""
     run(settings_from_flags(config_file, **flags))
 
 
 @main.command()
-@setting_options
+@setting_options("check")
 def check(config_file: str | None, **flags: Any) -> None:
     """Validate the configuration, print the effective settings (secrets masked) and try the store."""
     settings = settings_from_flags(config_file, **flags)
@@ -312,7 +368,7 @@ def check(config_file: str | None, **flags: Any) -> None:
 @click.option("--with-api", is_flag=True, help="`cookiebridge serve` also answers the JSON API at PUBLIC_URL/api/v1/ "
               "(link handoff, identity); without it the iframe page tells the provider there is none.")
 @click.option("--nginx-root", metavar="PATH", help="Where the files will sit on the nginx host [the --out directory].")
-@setting_options
+@setting_options("build")
 def build_command(config_file: str | None, out_dir: str | None, public_url: str | None, with_api: bool,
                   nginx_root: str | None, **flags: Any) -> None:
     """Write the bridge as static files for a CDN or web server, with their headers and the script tag."""
@@ -326,10 +382,7 @@ def build_command(config_file: str | None, out_dir: str | None, public_url: str 
         result = build(settings, out_dir, public_url, api=with_api, web_root=nginx_root)
     except BuildError as exc:
         raise ConfigurationError(str(exc)) from None
-    notes = describe_start(settings) if settings.embedded_default else [
-        f"cookiebridge: warning: {note}" for note in settings.warnings()
-        if with_api or not note.startswith("secret_key")  # a static build signs nothing
-    ]
+    notes = build_notes(settings)
     if not result.brotli:
         notes.append("cookiebridge: note: brotli is not installed, so there are no .br copies (pip install brotli)")
     for line in notes:
@@ -339,9 +392,24 @@ def build_command(config_file: str | None, out_dir: str | None, public_url: str 
                f"{result.public_url}")
     click.echo(f"Serve them with the headers in {out / 'nginx.conf'} (nginx) or {out / '_headers'} "
                "(Netlify, Cloudflare Pages).")
+    if with_api:
+        click.echo(f"Link handoff and signed identity: `cookiebridge serve` must answer {result.public_url}api/v1/ "
+                   "(nginx.conf sends it there).")
+    else:
+        click.echo("Link handoff and signed identity are off (no --with-api): only the iframe cookie carries the "
+                   "chat; build with --with-api once `cookiebridge serve` answers beside the files.")
     click.echo(f"IFRAME_URL: {result.iframe_url}")
     click.echo("Script tag for every page of every trusted site:")
     click.echo(result.script_tag)
+
+
+def build_notes(settings: Settings) -> list[str]:
+    """What `build` says about the settings it reads. Keys, the store and the listener are serve's: a static build
+    uses none of them, so their warnings are left to `serve` and `check`."""
+    if settings.embedded_default:
+        return [f"cookiebridge: note: no trusted origins configured: the iframe page trusts the local demo sites "
+                f"({', '.join(settings.trusted_origins)}) only"]
+    return [f"cookiebridge: warning: {note}" for note in settings.warnings() if note.startswith("trusted origin")]
 
 
 @main.command()

@@ -145,6 +145,9 @@ class Spec:
     example: str = ""  # lists: one item, for messages
     default_text: str | None = None  # the default as --help and the docs say it, when not the value itself
     check: Callable[[str, Any], Any] | None = None  # validates and normalises the parsed value
+    # The commands whose --help offers the flag (cli.py). A file or the environment may still set any setting
+    # for any command: it is validated everywhere, and used only where it matters.
+    commands: tuple[str, ...] = ("serve", "check")
 
 
 def setting(default: Any = dataclasses.MISSING, **spec: Any) -> Any:
@@ -155,6 +158,8 @@ def setting(default: Any = dataclasses.MISSING, **spec: Any) -> Any:
 _LOG_LEVELS = {level: "" for level in ("critical", "error", "warning", "info", "debug", "trace")}
 _LOG_FORMATS = {"text": "uvicorn's lines", "json": "one object per line"}
 _DAY = 24 * 3600
+# The settings `build` reads (the iframe page's configuration) take this; the rest are serve's and check's.
+ALL = ("serve", "check", "build")
 _MIB = 1024 * 1024
 
 
@@ -163,16 +168,16 @@ class Settings:
     trusted_origins: tuple[str, ...] = setting(
         help="The sites that may use the bridge: exact origins https://host[:port], normalised as browsers send "
              "them.", flag="--trusted-origin", item="origin", example="https://domain-a.com",
-        default_text="the two demo sites, when nothing at all is configured", check=_origin_list)
+        default_text="the two demo sites, when nothing at all is configured", check=_origin_list, commands=ALL)
     secret_key: Secret = setting(
         help="Signs handoff codes; every instance and restart must share it (prefer COOKIEBRIDGE_SECRET_KEY: flags "
              "show in ps).", default_text="generated per process, with a warning", check=_secret_key)
     cookie_names: tuple[str, ...] = setting(
         (DEFAULT_COOKIE_NAME,), help="The session cookie names the sites may store.", flag="--cookie-name",
-        item="cookie name", example=DEFAULT_COOKIE_NAME, check=_cookie_names)
+        item="cookie name", example=DEFAULT_COOKIE_NAME, check=_cookie_names, commands=ALL)
     cookie_max_age: int = setting(
         30 * _DAY, range=(60, 400 * _DAY), help="Lifetime in seconds of the cookies the bridge writes, and of "
-        "identity sessions (30 days).")
+        "identity sessions (30 days).", commands=ALL)
     store: str = setting(
         "sqlite:cookiebridge.db", help="Where codes and sessions live: sqlite:///path/file.db (one host), or for "
         "several instances redis://host:6379/0, redis+sentinel://host:26379,host2:26379/mymaster/0 or "

@@ -80,3 +80,18 @@ def test_head_healthz_and_json_404(client: TestClient) -> None:
     assert health.json()["status"] == "ok" and health.headers["cache-control"] == "no-store"
     missing = client.get("/secrets.txt")
     assert missing.status_code == 404 and missing.json()["error"] == "not-found"
+
+
+def test_root_is_a_small_page_naming_what_the_bridge_serves(client: TestClient, settings) -> None:
+    """`GET /` (a person opening the bridge's address): the files and the health URLs, and no setting at all."""
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    for path in ("/iframe.html", "/cookie-provider.min.js", "/cookie-provider-api.min.js", "/iframe.min.js",
+                 "/healthz", "/readyz"):
+        assert f'href="{path}"' in page.text, path
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    for value in (settings.secret_key, *settings.trusted_origins, *settings.cookie_names, settings.store):
+        assert value not in page.text
+    assert client.head("/").status_code == 200
+    assert client.post("/").status_code == 405

@@ -338,3 +338,30 @@ def test_serve_fast_path_answers_head_and_leaves_other_methods_to_starlette(clie
     assert int(head.headers["content-length"]) == len(client.get("/cookie-provider.min.js").content)
     refused = client.post("/iframe.html")
     assert refused.status_code == 405 and refused.json()["error"] == "method-not-allowed"
+
+
+def test_a_public_host_with_only_the_demo_origins_is_refused(tmp_path: Path) -> None:
+    """Nothing configured means the loopback demo sites: fine for a local build, a trap for a real host."""
+    run = CliRunner().invoke(main, ["build", "--out", str(tmp_path / "public"), "--public-url", PUBLIC])
+    assert run.exit_code == 2, run.output
+    assert run.stderr.strip() == (
+        f"cookiebridge: error: public URL '{PUBLIC}' is not on this machine but no trusted origins are configured "
+        "(only the local demo sites): name your sites with --trusted-origin https://domain-a.com (repeat the flag "
+        "for each), or COOKIEBRIDGE_TRUSTED_ORIGINS")
+    assert not (tmp_path / "public").exists()
+    local = CliRunner().invoke(main, ["build", "--out", str(tmp_path / "local"), "--public-url",
+                                      "http://127.0.0.1:8000/"])
+    assert local.exit_code == 0, local.output
+    assert "the iframe page trusts the local demo sites" in local.stderr
+
+
+def test_the_summary_says_whether_handoff_and_identity_are_on_and_never_warns_about_keys(tmp_path: Path) -> None:
+    args = ["build", "--public-url", PUBLIC, "--trusted-origin", "https://a.example"]
+    for env in ({"COOKIEBRIDGE_SECRET_KEY": ""}, {"COOKIEBRIDGE_SECRET_KEY": "changeme-changeme-changeme"}):
+        static = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "static")], env=env)
+        assert static.exit_code == 0, static.output
+        assert "Link handoff and signed identity are off (no --with-api)" in static.stdout
+        api = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "api"), "--with-api"], env=env)
+        assert api.exit_code == 0, api.output
+        assert f"`cookiebridge serve` must answer {PUBLIC}api/v1/" in api.stdout and "are off" not in api.stdout
+        assert "secret_key" not in static.stderr + api.stderr  # a static build signs nothing, with or without API

@@ -1,10 +1,13 @@
+import json
+import socket
+import time
 import tomllib
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from testsupport import BridgeProcess
+from testsupport import BridgeProcess, free_port
 from testsupport.api import cookiebridge
 
 SECRET = "cli-test-secret-0123456789"
@@ -95,6 +98,9 @@ def test_serve_runs_several_workers_from_one_validated_configuration(tmp_path: P
     args = ["--workers", "2", "--trusted-origin", "https://shop.example"]
     with BridgeProcess(args, tmp_path / "serve.log", env={"COOKIEBRIDGE_SECRET_KEY": SECRET}) as bridge:
         bodies = {urllib.request.urlopen(bridge.url + "/iframe.html").read() for _ in range(6)}
+        deadline = time.monotonic() + 30  # the second worker may still be starting on a busy machine
+        while bridge.log().count("Started server process") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
     assert len(bodies) == 1 and b"https://shop.example" in bodies.pop()
     assert bridge.log().count("Started server process") == 2
 
@@ -108,3 +114,41 @@ def test_forwarded_client_address_is_used_only_from_a_trusted_proxy(tmp_path: Pa
                                          headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"})
         urllib.request.urlopen(request).read()
     assert ("203.0.113.9" in bridge.log()) is trusted
+
+
+def test_serve_says_what_to_paste_once_bound_in_its_log_format(tmp_path: Path) -> None:
+    """After the bind: the IFRAME_URL, the script tag, the trusted origins and the store, as JSON lines with
+    --log-format json; GET / is the page that names the files."""
+    args = ["--trusted-origin", "https://shop.example", "--store", "memory:", "--log-format", "json"]
+    with BridgeProcess(args, tmp_path / "serve.log", env={"COOKIEBRIDGE_SECRET_KEY": SECRET}) as bridge:
+        with urllib.request.urlopen(bridge.url + "/") as response:
+            index = response.read().decode()
+    assert 'href="/iframe.html"' in index and 'href="/healthz"' in index
+    messages = [json.loads(line)["message"] for line in bridge.log().splitlines() if line.strip()]
+    base = bridge.url + "/"
+    assert f"IFRAME_URL: {base}iframe.html" in messages
+    assert (f'script tag for every page of every trusted site: <script src="{base}cookie-provider.min.js" '
+            'crossorigin="anonymous"></script>') in messages
+    assert "trusted origins: https://shop.example" in messages and "store: memory:" in messages
+    assert SECRET not in bridge.log()
+
+
+def test_a_busy_port_is_one_line_naming_the_flag_before_any_start_up(tmp_path: Path) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        result = cookiebridge("serve", "--port", str(port), "--store", "memory:")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"cookiebridge: error: port {port} on 127.0.0.1 is in use (another `cookiebridge "
+                                     "serve`?): stop it, or pick another port with --port N")
+    assert result.stdout == ""
+
+
+def test_build_help_shows_only_the_options_a_build_reads() -> None:
+    text = cookiebridge("build", "--help").stdout
+    options = {word for word in text.split() if word.startswith("--")}
+    assert options == {"--out", "--public-url", "--with-api", "--nginx-root", "--config", "--trusted-origin",
+                       "--cookie-name", "--cookie-max-age", "--help"}
+    serve = cookiebridge("serve", "--help").stdout
+    assert "--port" in serve and "--workers" in serve and "--cookie-max-age" in serve

@@ -21,7 +21,7 @@ from typing import Iterator
 import pytest
 
 from cookiebridge.identity import sign_identity
-from testsupport import INSTALL_HINT, BridgeProcess, RedisServer, find_redis_server
+from testsupport import BridgeProcess, RedisServer
 from testsupport.api import Answer, call
 from testsupport.files import read_only
 from testsupport.settings import NAME, A, B
@@ -67,16 +67,6 @@ def assert_unavailable(answer: Answer) -> None:
 def assert_pages_still_served(bridge: BridgeProcess) -> None:
     assert [get(bridge, path) for path in ("/iframe.html", "/cookie-provider.min.js", "/iframe.min.js", "/healthz")] == [200] * 4
 
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    executable = find_redis_server()
-    if executable is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(INSTALL_HINT)
-        pytest.skip(INSTALL_HINT)
-    with RedisServer(executable) as server:
-        yield server
 
 
 # --- Redis ----------------------------------------------------------------------------------------------------

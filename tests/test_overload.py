@@ -6,33 +6,19 @@ load past saturation and has the figures."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator
-
-import pytest
 
 from testsupport.processes import BridgeProcess
-from testsupport.redis_server import INSTALL_HINT, RedisServer, find_redis_server
+from testsupport.redis_server import RedisServer
 
 A, B = "https://domain-a.example", "https://domain-b.example"
 NAME = "customer-defined-session-cookie"
 ENV = {"COOKIEBRIDGE_SECRET_KEY": "overload-test-key-Hj8kL2mN5pQ9rS3tV6wX"}
 
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    executable = find_redis_server()
-    if executable is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(INSTALL_HINT)
-        pytest.skip(INSTALL_HINT)
-    with RedisServer(executable) as server:
-        yield server
 
 
 def issue(url: str) -> tuple[int, str, float, str | None]:

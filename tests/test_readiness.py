@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from starlette.applications import Starlette
@@ -22,7 +20,7 @@ from cookiebridge import health
 from cookiebridge.app import create_app
 from cookiebridge.identity import sign_identity
 from cookiebridge.stores import Store, StoreUnavailable, open_store
-from testsupport import INSTALL_HINT, BridgeProcess, RedisServer, find_redis_server, free_port, make_settings
+from testsupport import BridgeProcess, RedisServer, free_port, make_settings
 
 A, B = "https://domain-a.example", "https://domain-b.example"
 NAME = "customer-defined-session-cookie"
@@ -30,16 +28,6 @@ SECRET = "readiness-test-key-Hj8kL2mN5pQ9rS3tV6w"
 IDENTITY_KEY = "readiness-identity-Qm4vT9xK2pL7wZ3nR8b"
 ENV = {"COOKIEBRIDGE_SECRET_KEY": SECRET, "COOKIEBRIDGE_IDENTITY_SECRET": IDENTITY_KEY}
 
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    executable = find_redis_server()
-    if executable is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(INSTALL_HINT)
-        pytest.skip(INSTALL_HINT)
-    with RedisServer(executable) as server:
-        yield server
 
 
 def cookiebridge(*args: str) -> subprocess.CompletedProcess:

@@ -7,9 +7,7 @@ working (or fail in the documented way), floods are refused with a named budget,
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis as redis_sync
@@ -17,7 +15,7 @@ from starlette.testclient import TestClient
 
 from cookiebridge.app import create_app
 from cookiebridge.stores import SQLiteStore
-from testsupport import INSTALL_HINT, RedisServer, find_redis_server, make_settings
+from testsupport import RedisServer, make_settings
 from testsupport.api import post, token
 from testsupport.settings import IDENTITY_KEY, NAME, VALUE, A, B, C
 
@@ -28,16 +26,6 @@ def make_app(store: str, **flags: object):
     defaults = {"identity_secret": IDENTITY_KEY, "store": store, "rate_limit": "1000000"}
     return create_app(make_settings(**{**defaults, **flags}))
 
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    executable = find_redis_server()
-    if executable is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(INSTALL_HINT)
-        pytest.skip(INSTALL_HINT)
-    with RedisServer(executable) as server:
-        yield server
 
 
 @pytest.mark.parametrize(

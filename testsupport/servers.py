@@ -9,27 +9,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from pathlib import Path
-from typing import Literal, Protocol, Sequence
+from typing import Sequence
 
 import uvicorn
-from starlette.types import ASGIApp
 
+# One definition of a demo or test server: the demo's (it needs only uvicorn, not the demo's certificates).
+from cookiebridge.demo.servers import CertificatePair, https_server
 
-class CertificatePair(Protocol):
-    """What a server needs of `cookiebridge.demo.certs.Certs`: the chain and its key, as PEM files."""
-
-    cert_chain: Path
-    key: Path
-
-
-def https_server(app: ASGIApp, host: str, port: int, certs: CertificatePair | None, *, log_level: str = "warning",
-                 lifespan: Literal["auto", "on", "off"] = "auto") -> uvicorn.Server:
-    """A uvicorn server (not started) for `app` on host:port, over HTTPS with `certs`, plain HTTP without."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan=lifespan,
-                            ssl_certfile=str(certs.cert_chain) if certs else None,
-                            ssl_keyfile=str(certs.key) if certs else None)
-    return uvicorn.Server(config)
+__all__ = ["CertificatePair", "ServerThread", "https_server"]
 
 
 class ServerThread:

@@ -73,22 +73,12 @@ class SettingValue(click.ParamType):
             raise ConfigurationError(str(exc)) from None
 
 
-def _default_text(declared: Setting) -> str:
-    if declared.spec.default_text is not None:
-        return declared.spec.default_text
-    if declared.kind == "bool":
-        return "on" if declared.default else "off"
-    if declared.default is None or declared.default == ():
-        return "not set"
-    return ", ".join(declared.default) if declared.kind == "list" else str(declared.default)
-
-
 def _setting_option(declared: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The Click option of a setting. No Click default: a flag not given leaves the file and environment in
     charge, so the declared default is shown in the help text instead."""
     low_high = f"; {declared.spec.range[0]}-{declared.spec.range[1]}" if declared.spec.range else ""
     repeat = " Repeat the flag for each." if declared.kind == "list" else ""
-    text = f"{declared.spec.help}{repeat}  [default: {_default_text(declared)}{low_high}]"
+    text = f"{declared.spec.help}{repeat}  [default: {declared.describe_default()}{low_high}]"
     if declared.kind == "bool":
         return click.option(f"{declared.flag}/--no-{declared.flag[2:]}", declared.name, default=None, help=text)
     return click.option(declared.flag, declared.name, type=SettingValue(declared), multiple=declared.kind == "list",

@@ -359,6 +359,17 @@ class Setting:
     def variable(self) -> str:
         return ENV_PREFIX + self.name.upper()
 
+    def describe_default(self, quote: Callable[[str], str] = str) -> str:
+        """The default as `--help` and the docs table show it; `quote` marks up each value (e.g. as code)."""
+        if self.spec.default_text is not None:
+            return self.spec.default_text
+        if self.kind == "bool":
+            return "on" if self.default else "off"
+        if self.default is None or self.default == ():
+            return "not set"
+        values = self.default if self.kind == "list" else (self.default,)
+        return ", ".join(quote(str(value)) for value in values)
+
 
 def _kind(hint: Any) -> tuple[str, bool]:
     """(kind, secret) of a field's type: int, bool, str, Secret (optional or not), or a tuple of str or Secret."""

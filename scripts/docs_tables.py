@@ -35,20 +35,12 @@ def _type(declared: Setting) -> str:
     return {"bool": "on/off"}.get(declared.kind, "key" if declared.secret else "text")
 
 
-def _default(declared: Setting) -> str:
-    if declared.spec.default_text is not None:
-        return declared.spec.default_text
-    if declared.kind == "bool":
-        return "on" if declared.default else "off"
-    if declared.default is None or declared.default == ():
-        return "not set"
-    if declared.kind == "list":
-        return ", ".join(f"`{item}`" for item in declared.default)
-    return f"`{declared.default}`"
+def _code(value: str) -> str:
+    return f"`{value}`"
 
 
 def settings_table() -> str:
-    rows = [f"| `{declared.name}` | {_flag(declared)} | {_type(declared)} | {_default(declared)} | "
+    rows = [f"| `{declared.name}` | {_flag(declared)} | {_type(declared)} | {declared.describe_default(_code)} | "
             f"{declared.spec.help.replace('|', '&#124;')} |" for declared in SETTINGS]
     return "\n".join(["| key | flag | type | default | meaning |", "|---|---|---|---|---|", *rows])
 

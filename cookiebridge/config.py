@@ -206,6 +206,12 @@ class Settings:
     previous_identity_secrets: tuple[Secret, ...] = setting(
         (), help="A retired identity_secret still accepted for identity tokens during a rotation (prefer "
         "COOKIEBRIDGE_PREVIOUS_IDENTITY_SECRETS).", flag="--previous-identity-secret", item="key", check=_old_keys)
+    resume: bool = setting(
+        False, help="Let a customer resume an anonymous chat on a typed URL through a confirmation page on the bridge "
+        "(/resume); the provider needs resume: true too.")
+    resume_max_age: int = setting(
+        30 * _DAY, range=(3600, 400 * _DAY), help="Lifetime in seconds of the bridge's browser-id cookie and of resume "
+        "tokens (30 days).")
     rate_limit: int = setting(
         600, range=(1, 1_000_000), help="API requests a minute per client address (IPv6: per /64).")
     # HTTP limits of `serve`, per worker process (cookiebridge/limits.py).

@@ -39,6 +39,7 @@ from .errors import (
 from .handoff import HandoffCodes
 from .identity import is_text, verify_identity
 from .limits import SHED_LOG
+from .resume import ResumeSigner, code_key, session_key
 from .stores import Store, StoreUnavailable
 
 MAX_BODY = 16 * 1024
@@ -109,10 +110,13 @@ async def read_json(request: Request) -> dict[str, Any]:
 
 
 class Api:
-    def __init__(self, settings: Settings, store: Store, codes: HandoffCodes) -> None:
+    def __init__(self, settings: Settings, store: Store, codes: HandoffCodes,
+                 resume: ResumeSigner | None = None) -> None:
+        """`resume`: the signer of resume codes and tokens, when the `resume` setting is on (its routes exist)."""
         self.settings = settings
         self.store = store
         self.codes = codes
+        self.resume = resume
         self.trusted = frozenset(settings.trusted_origins)
         self.local = LocalCounters()
 
@@ -133,6 +137,8 @@ class Api:
         if count > limit:
             raise BridgeError(RATE_LIMITED, f"more than {limit} {bucket} requests a minute from this address; retry "
                               "later")
+
+    limit = _limit  # for the resume pages (cookiebridge/resume.py), which share the per-address limit
 
     async def _spend_handoff_budget(self, origin: str, size: int) -> None:
         """Count a new record against the live-bytes budgets (fixed windows of handoff_ttl: what was issued in
@@ -258,6 +264,47 @@ class Api:
     async def delete_identity(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
         return {"deleted": await self.store.delete(self._session_key(data))}
 
+    # --- resume through the bridge (docs/resume.md) ---------------------------------------------------------
+    def _resume_signer(self) -> ResumeSigner:
+        if self.resume is None:  # the routes exist only with a signer; this keeps mypy and a misuse honest
+            raise RuntimeError("resume endpoints called without a ResumeSigner")
+        return self.resume
+
+    def _resume_key(self, data: dict[str, Any], origin: str) -> str:
+        browser = self._resume_signer().open_token(data.get("token"), origin)
+        return session_key(self._name(data), browser)
+
+    async def redeem_resume(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
+        ident = self._resume_signer().open_code(data.get("code"), origin, data.get("state"))
+        record = await self.store.take(code_key(ident))
+        if record is None:
+            raise BridgeError(USED, "resume code was already used or has expired")
+        stored = json.loads(record)
+        events.info("resume redeemed on %s: %s", origin, f"a chat continued from {stored['from']}"
+                    if stored["value"] is not None else "no chat to continue", extra={"event": "resume-redeemed"})
+        return {"name": stored["name"], "value": stored["value"], "from": stored["from"], "token": stored["token"]}
+
+    async def _resume_record(self, key: str) -> dict[str, Any] | None:
+        raw = await self.store.get(key)
+        stored = json.loads(raw) if raw is not None else None
+        return stored if isinstance(stored, dict) else None
+
+    async def load_resume(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
+        stored = await self._resume_record(self._resume_key(data, origin))
+        return {"value": stored.get("value"), "from": stored.get("from")} if stored else {"value": None, "from": None}
+
+    async def save_resume(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
+        key, value = self._resume_key(data, origin), self._value(data)
+        # `at` stays the time the chat was first saved: the confirmation page says when it started.
+        stored = await self._resume_record(key)
+        at = stored.get("at") if stored and isinstance(stored.get("at"), int) else int(time.time())
+        record = json.dumps({"value": value, "from": origin, "at": at}).encode("utf-8")
+        await self.store.put(key, record, self.settings.cookie_max_age)
+        return {"saved": True}
+
+    async def delete_resume(self, data: dict[str, Any], origin: str) -> dict[str, Any]:
+        return {"deleted": await self.store.delete(self._resume_key(data, origin))}
+
     def routes(self) -> list[Route]:
         table = [
             ("/api/v1/handoff", "handoff", "issue", self.issue_handoff),
@@ -266,6 +313,13 @@ class Api:
             ("/api/v1/identity/load", "identity_load", "identity", self.load_identity),
             ("/api/v1/identity/delete", "identity_delete", "identity", self.delete_identity),
         ]
+        if self.resume is not None:
+            table += [
+                ("/api/v1/resume/redeem", "resume_redeem", "resume", self.redeem_resume),
+                ("/api/v1/resume/load", "resume_load", "resume", self.load_resume),
+                ("/api/v1/resume/save", "resume_save", "resume", self.save_resume),
+                ("/api/v1/resume/delete", "resume_delete", "resume", self.delete_resume),
+            ]
         routes = []
         for path, name, bucket, handler in table:
             routes.append(Route(path, self.endpoint(name, bucket, handler), methods=["POST"]))
@@ -284,6 +338,8 @@ def _count(endpoint: str, bucket: str, outcome: str, result: dict[str, Any] | No
             metrics.HANDOFF_REFUSED.labels(operation, reason).inc()
         else:
             (metrics.HANDOFF_ISSUED if operation == "issue" else metrics.HANDOFF_REDEEMED).inc()
+    elif endpoint.startswith("resume_"):
+        _count_resume(endpoint.removeprefix("resume_"), reason, result)
     else:
         operation = endpoint.removeprefix("identity_")
         if result is None:
@@ -294,3 +350,15 @@ def _count(endpoint: str, bucket: str, outcome: str, result: dict[str, Any] | No
             metrics.IDENTITY.labels(operation, "deleted" if result.get("deleted") else "missing").inc()
         else:
             metrics.IDENTITY.labels(operation, "saved").inc()
+
+
+def _count_resume(operation: str, reason: str, result: dict[str, Any] | None) -> None:
+    if result is None:
+        outcome = reason
+    elif operation in ("redeem", "load"):
+        outcome = "found" if result.get("value") is not None else "missing"
+    elif operation == "delete":
+        outcome = "deleted" if result.get("deleted") else "missing"
+    else:
+        outcome = "saved"
+    metrics.RESUME.labels(operation, metrics.label(outcome, metrics.RESUME_RESULTS)).inc()

@@ -24,6 +24,7 @@ from .errors import INTERNAL, INTERNAL_ERROR, METHOD_NOT_ALLOWED, NOT_FOUND, Bri
 from .handoff import HandoffCodes
 from .health import Incidents, MeteredStore, Readiness
 from .logs import AccessLog
+from .resume import ResumePages, ResumeSigner
 from .stores import Store, StoreUnavailable, open_store
 
 logger = logging.getLogger("cookiebridge")
@@ -35,11 +36,18 @@ class PreparedFile:
     Starlette's middleware, routing and per-request header building taking most of a static file's time
     (bench/profile_serve.py)."""
 
-    def __init__(self, asset: Asset, *, immutable: bool) -> None:
+    def __init__(self, asset: Asset, *, immutable: bool, storage_access: frozenset[str] | None = None) -> None:
+        """`storage_access`: the embedders (trusted origins) to answer Storage Access Headers for (iframe.html)."""
         headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
                    for name, value in asset.response_headers(immutable=immutable).items()]
-        if asset.encodings:  # the body depends on Accept-Encoding, for every client of this URL
-            headers.append((b"vary", b"Accept-Encoding"))
+        vary = ["Accept-Encoding"] if asset.encodings else []  # the body depends on it, for every client of this URL
+        if storage_access is not None:
+            vary.append("Sec-Fetch-Storage-Access")
+        if vary:
+            headers.append((b"vary", ", ".join(vary).encode("latin-1")))
+        self.storage_access = storage_access
+        # A Storage Access answer depends on the embedder too.
+        self.vary_origin = (b"vary", ", ".join([*vary, "Origin"]).encode("latin-1"))
         # encoding ("" = the file itself) -> (ETag, 200 headers, body, 304 headers)
         self.variants: dict[str, tuple[bytes, tuple, bytes, tuple]] = {}
         for encoding, body in {"": asset.body, **asset.encodings}.items():
@@ -51,21 +59,51 @@ class PreparedFile:
         self.encodings = tuple(asset.encodings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        accept = if_none_match = b""
+        accept = if_none_match = storage_access = origin = b""
         for name, value in scope["headers"]:
             if name == b"accept-encoding":
                 accept = value
             elif name == b"if-none-match":
                 if_none_match = value
+            elif name == b"sec-fetch-storage-access":
+                storage_access = value
+            elif name == b"origin":
+                origin = value
         encoding = _choose_encoding(accept, self.encodings) if accept and self.encodings else ""
         etag, ok, body, not_modified = self.variants[encoding]
+        extra = self._storage_access(storage_access, origin) if storage_access and self.storage_access else None
         # Fresh message objects per request: middleware may add headers to a message's list in place.
         if if_none_match and _etag_matches(if_none_match, etag):
-            await send({"type": "http.response.start", "status": 304, "headers": list(not_modified)})
+            await send({"type": "http.response.start", "status": 304, "headers": _with(not_modified, extra)})
             await send({"type": "http.response.body", "body": b""})
         else:
-            await send({"type": "http.response.start", "status": 200, "headers": list(ok)})
+            await send({"type": "http.response.start", "status": 200, "headers": _with(ok, extra)})
             await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    def _storage_access(self, status: bytes, origin: bytes) -> list[tuple[bytes, bytes]] | None:
+        """Storage Access Headers: a trusted embedder whose storage-access permission is granted but inactive is
+        asked to retry with it (its unpartitioned cookies); one with it active, to keep it for the page it loads.
+        Other values, and other embedders, get the page as it is (with Vary saying why)."""
+        status = status.strip()
+        try:
+            embedder = origin.decode("ascii")
+        except UnicodeDecodeError:
+            embedder = ""
+        trusted = self.storage_access is not None and embedder in self.storage_access
+        if status == b"inactive" and trusted:
+            answer = b'retry; allowed-origin="' + origin + b'"'
+        elif status == b"active" and trusted:
+            answer = b"load"
+        else:
+            return [self.vary_origin]
+        return [self.vary_origin, (b"activate-storage-access", answer)]
+
+
+def _with(headers: tuple, extra: list[tuple[bytes, bytes]] | None) -> list[tuple[bytes, bytes]]:
+    """A response's prepared headers, with `extra` in place of its Vary header when given."""
+    if extra is None:
+        return list(headers)
+    return [pair for pair in headers if pair[0] != b"vary"] + extra
 
 
 def _etag_matches(header: bytes, etag: bytes) -> bool:
@@ -188,9 +226,12 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     return JSONResponse(error.to_json(), status_code=error.status, headers=allow)
 
 
-def prepare_files(assets: list[Asset]) -> dict[str, PreparedFile]:
-    """URL path -> prepared file, for every name of every asset (stable and content-hashed)."""
-    return {"/" + name: PreparedFile(asset, immutable=immutable)
+def prepare_files(assets: list[Asset], trusted_origins: tuple[str, ...] = ()) -> dict[str, PreparedFile]:
+    """URL path -> prepared file, for every name of every asset (stable and content-hashed). iframe.html answers
+    Storage Access Headers for `trusted_origins`."""
+    embedders = frozenset(trusted_origins)
+    return {"/" + name: PreparedFile(asset, immutable=immutable,
+                                     storage_access=embedders if name == IFRAME_PAGE else None)
             for asset in assets for name, immutable in asset.urls.items()}
 
 
@@ -244,7 +285,9 @@ def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
     # itsdangerous signs with the last key and verifies with all: old keys first.
     codes = HandoffCodes([*settings.previous_secret_keys, settings.secret_key], settings.handoff_ttl)
     metered = MeteredStore(store, Incidents())
-    api = Api(settings, metered, codes)
+    resume = ResumeSigner([*settings.previous_secret_keys, settings.secret_key], code_ttl=settings.handoff_ttl,
+                          max_age=settings.resume_max_age) if settings.resume else None
+    api = Api(settings, metered, codes, resume)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -255,11 +298,13 @@ def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
             purger.cancel()
             await store.aclose()
 
-    files = prepare_files(assets)
+    files = prepare_files(assets, settings.trusted_origins)
     files["/"] = PreparedFile(index_page(assets), immutable=False)
     routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]),
               Route("/readyz", readyz(Readiness(metered)), methods=["GET", "HEAD"]),
               *asset_routes(files), *api.routes()]
+    if resume is not None:  # off: /resume is an ordinary 404, like every unknown URL
+        routes.append(Route("/resume", ResumePages(settings, metered, resume, api.limit).page, methods=["GET", "POST"]))
     if settings.metrics:
         routes.append(Route("/metrics", metrics_endpoint(parse_networks(settings.metrics_allow_ips)), methods=["GET"]))
     app = BridgeApp(files, routes=routes, access_log=settings.log_format == "json",

@@ -46,24 +46,35 @@ INTERNAL = _declare("internal", 500, "every request", "A bug in the bridge; it h
 NOT_FOUND = _declare("not-found", 404, "every request", "No such URL.")
 METHOD_NOT_ALLOWED = _declare("method-not-allowed", 405, "every request", "The URL exists, but not for this method.")
 # Storing a session: a handoff code, or an identity session.
-NAME_NOT_ALLOWED = _declare("name-not-allowed", 403, "handoff, identity",
+NAME_NOT_ALLOWED = _declare("name-not-allowed", 403, "handoff, identity, resume",
                             "`name` is not one of the bridge's `cookie_names`.")
-BAD_VALUE = _declare("bad-value", 400, "handoff, identity/save",
+BAD_VALUE = _declare("bad-value", 400, "handoff, identity/save, resume/save",
                      "`value` is not a non-empty string of valid Unicode text.")
 # Link handoff.
 BAD_DESTINATION = _declare("bad-destination", 403, "handoff",
                            "`destination` is not another of the bridge's `trusted_origins`.")
 OVER_BUDGET = _declare("over-budget", 429, "handoff",
                        "`handoff_budget` or `handoff_budget_per_origin` is spent; retry after `Retry-After` seconds.")
-BAD_CODE = _declare("bad-code", 400, "handoff/redeem", "`code` is not a string of 1 to 512 characters.")
-FORGED = _declare("forged", 403, "handoff/redeem", "The code was not issued by this bridge (or was altered).")
-WRONG_DESTINATION = _declare("wrong-destination", 403, "handoff/redeem",
+BAD_CODE = _declare("bad-code", 400, "handoff/redeem, resume/redeem", "`code` is not a string of 1 to 512 characters.")
+FORGED = _declare("forged", 403, "handoff/redeem, resume",
+                  "The code or resume token was not issued by this bridge (or was altered).")
+WRONG_DESTINATION = _declare("wrong-destination", 403, "handoff/redeem, resume/redeem",
                              "The code was issued for another site than the one redeeming it.")
 UNTRUSTED_REFERRER = _declare("untrusted-referrer", 403, "handoff/redeem",
                               "The page did not come from the site that issued the code (a planted link); the code "
                               "stays unused.")
-EXPIRED = _declare("expired", 410, "handoff/redeem", "The code is older than `handoff_ttl`.")
-USED = _declare("used", 410, "handoff/redeem", "The code was already redeemed (or expired and was purged).")
+EXPIRED = _declare("expired", 410, "handoff/redeem, resume",
+                   "The code is older than `handoff_ttl`, or the resume token older than `resume_max_age`.")
+USED = _declare("used", 410, "handoff/redeem, resume/redeem",
+                "The code was already redeemed (or expired and was purged).")
+# Resume through the bridge (docs/resume.md).
+WRONG_STATE = _declare("wrong-state", 403, "resume/redeem",
+                       "The resume code was not started by this page (its `state` does not match); the code stays "
+                       "unused.")
+BAD_TOKEN = _declare("bad-token", 400, "resume/load, resume/save, resume/delete",
+                     "`token` is not a resume token string as the bridge writes them.")
+WRONG_ORIGIN = _declare("wrong-origin", 403, "resume/load, resume/save, resume/delete",
+                        "The resume token was handed to another site than the one using it.")
 # Signed identity.
 IDENTITY_DISABLED = _declare("identity-disabled", 403, "identity",
                              "Signed identity is off on this bridge: `identity_secret` is not set.")

@@ -32,7 +32,11 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # The error codes the API answers with (declared once, in errors.py): the only values a reason label takes.
 ERROR_CODES = frozenset(errors.CODES)
-ENDPOINTS = ("handoff", "handoff_redeem", "identity_save", "identity_load", "identity_delete")
+ENDPOINTS = ("handoff", "handoff_redeem", "identity_save", "identity_load", "identity_delete", "resume_redeem",
+             "resume_load", "resume_save", "resume_delete")
+# Resume (docs/resume.md): the two pages (ask: GET /resume, choose: POST /resume) and the four API calls.
+RESUME_OPERATIONS = ("ask", "choose", "redeem", "load", "save", "delete")
+RESUME_RESULTS = ERROR_CODES | {"found", "missing", "continue", "new", "refused", "saved", "deleted"}
 STORE_OPERATIONS = ("put", "get", "take", "delete", "hit", "purge_expired")
 SHED_KINDS = ("refused", "evicted", "busy", "slow-header", "slow-body", "refused-431", "refused-414", "over-budget")
 
@@ -46,6 +50,9 @@ HANDOFF_REFUSED = Counter("cookiebridge_handoff_refused", "Handoff requests refu
 IDENTITY = Counter("cookiebridge_identity_operations", "Identity session loads, saves and deletes, by result "
                    "(found, missing, saved, deleted, or the API's error code).", ["operation", "result"],
                    registry=REGISTRY)
+RESUME = Counter("cookiebridge_resume_operations", "Resume pages and API calls, by operation (ask, choose, redeem, "
+                 "load, save, delete) and result (found, missing, continue, new, saved, deleted, refused: a page's "
+                 "400/403/429/503, or the API's error code).", ["operation", "result"], registry=REGISTRY)
 STORE_ERRORS = Counter("cookiebridge_store_errors", "Store operations that failed, by operation and kind "
                        "(unavailable: the API answers 503; error: any other failure).", ["operation", "kind"],
                        registry=REGISTRY)

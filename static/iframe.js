@@ -34,8 +34,8 @@
     const [found, ...more] = named(name);
     if (more.length) throw 'duplicate-cookie';
     try {
-      return found ? decodeURIComponent(found.slice(name.length + 1)) : null;
-    } catch {
+      return decodeURIComponent(found.slice(name.length + 1));
+    } catch { // no such cookie (found is undefined), or a value that is not URI-encoded
       return null;
     }
   };
@@ -45,6 +45,12 @@
   };
 
   const hello = () => ({ version: 1, maxAge, origins, api: config.api });
+
+  // Passive storage access: where this bridge already holds the storage-access permission under this site, use
+  // it (no gesture needed once granted, no prompt) before the first answer, so the cookies read are the ones every
+  // site reads. No API, no grant, a refusal: the answers come all the same, from the cookies this frame has.
+  const access = (async () => (await navigator.permissions.query({ name: 'storage-access' })).state == 'granted' &&
+    document.requestStorageAccess())().catch(() => false);
 
   // A null prototype: only these names are operations, not 'constructor' or 'toString'.
   const operations = {
@@ -59,10 +65,7 @@
       if (read(name) !== value) throw 'not-stored';
       return true;
     },
-    remove: r => {
-      write(r.name, '', 0);
-      return true;
-    },
+    remove: r => !write(r.name, '', 0), // true
     // True only when a cookie written here is the one every trusted site will read: a blocked cookie fails the
     // write-then-read, and a partitioned one (Firefox) passes it, which hasStorageAccess() then exposes.
     test: () => {
@@ -76,19 +79,20 @@
   // One request, from the port a trusted parent handed over.
   const serve = e => {
     const r = e.data, op = r && r.op, answer = e.ports[0];
-    const reply = (ok, value) => answer.postMessage({ ok, [ok ? 'value' : 'error']: value });
     if (!answer) return;
-    if (typeof op != 'string' || !operations[op]) return reply(false, 'unknown-operation');
-    if (op != 'hello' && op != 'test' && !names.includes(r.name)) return reply(false, 'name-not-allowed');
-    new Promise(resolve => resolve(operations[op](r))).then(
-      value => reply(true, value),
-      error => reply(false, typeof error == 'string' ? error : 'failed'));
+    access.then(() => {
+      if (typeof op != 'string' || !operations[op]) throw 'unknown-operation';
+      if (op != 'hello' && op != 'test' && !names.includes(r.name)) throw 'name-not-allowed';
+      return operations[op](r);
+    }).then(
+      value => answer.postMessage({ ok: true, value }),
+      error => answer.postMessage({ ok: false, error: typeof error == 'string' ? error : 'failed' }));
   };
 
   addEventListener('message', e => {
     const port = e.ports[0];
     if (e.source !== parent || !origins.includes(e.origin) || !port || !e.data || e.data.cookiebridge !== 1) return;
     port.onmessage = serve;
-    port.postMessage(hello());
+    access.then(() => port.postMessage(hello()));
   });
 })();

@@ -28,16 +28,17 @@ function cookieJar() {
   };
 }
 
-// Loads iframe.js and connects as the trusted parent; returns ask(request) -> reply.
-function bridge(document) {
+// Loads iframe.js and connects as the trusted parent; returns ask(request) -> reply. `globals`: more of the
+// frame's window (navigator); `log`: where the hello answer is noted, in order with what the caller notes there.
+function bridge(document, globals = {}, log = []) {
   const listeners = [], parent = {};
   const config = { origins: [TRUSTED], names: [NAME], maxAge: 60, api: true };
   document.getElementById = () => ({ textContent: JSON.stringify(config) });
   const window = { document, parent, location: { hostname: HOST, pathname: '/iframe.html' }, isSecureContext: true,
-                   addEventListener: (type, listener) => listeners.push(listener) };
+                   addEventListener: (type, listener) => listeners.push(listener), ...globals };
   window.window = window;
   vm.runInContext(SOURCE, vm.createContext(window));
-  const port = { postMessage() {} };
+  const port = { postMessage: () => log.push('hello answered') };
   listeners[0]({ source: parent, origin: TRUSTED, ports: [port], data: { cookiebridge: 1, op: 'hello' } });
   // Replies are objects of the script's realm: compared as JSON.
   return request => new Promise(resolve =>
@@ -66,4 +67,48 @@ test('two copies that cannot be told apart are answered with an error, not with 
   document.jar.set(`${NAME}||/iframe.html`, { name: NAME, value: 'one', domain: '', path: '/iframe.html' });
   document.jar.set(`${NAME}||/`, { name: NAME, value: 'two', domain: '', path: '/' });
   assert.deepEqual(await ask({ op: 'get', name: NAME }), { ok: false, error: 'duplicate-cookie' });
+});
+
+// Passive storage access: a frame whose storage-access permission is granted uses it before it answers anything;
+// in every other state it asks for nothing (no prompt, no console noise) and answers all the same.
+function withPermission(state, log) {
+  const document = cookieJar();
+  document.requestStorageAccess = () => {
+    log.push('requestStorageAccess');
+    return Promise.resolve();
+  };
+  const query = async descriptor => {
+    assert.equal(descriptor.name, 'storage-access');
+    if (state === 'unsupported') throw new TypeError("'storage-access' is not a valid PermissionName");
+    return { state };
+  };
+  return { document, navigator: state === 'no-api' ? {} : { permissions: { query } } };
+}
+
+test('a granted storage-access permission is used before the first answer', async () => {
+  const log = [], { document, navigator } = withPermission('granted', log);
+  const ask = bridge(document, { navigator }, log);
+  const reply = await ask({ op: 'get', name: NAME });
+  log.push('get answered');
+  assert.deepEqual(reply, { ok: true, value: null });
+  assert.deepEqual(log, ['requestStorageAccess', 'hello answered', 'get answered']);
+});
+
+for (const state of ['prompt', 'denied', 'unsupported', 'no-api']) {
+  test(`storage-access ${state}: no request for access, and the answers still come`, async () => {
+    const log = [], { document, navigator } = withPermission(state, log);
+    const ask = bridge(document, { navigator }, log);
+    assert.deepEqual(await ask({ op: 'set', name: NAME, value: 'v' }), { ok: true, value: true });
+    assert.deepEqual(await ask({ op: 'get', name: NAME }), { ok: true, value: 'v' });
+    assert.deepEqual(await ask({ op: 'get', name: 'other' }), { ok: false, error: 'name-not-allowed' });
+    assert.deepEqual(log, ['hello answered']);
+  });
+}
+
+test('a refused requestStorageAccess leaves the answers unchanged', async () => {
+  const log = [], { document, navigator } = withPermission('granted', log);
+  document.requestStorageAccess = () => Promise.reject(new DOMException('refused', 'NotAllowedError'));
+  const ask = bridge(document, { navigator }, log);
+  assert.deepEqual(await ask({ op: 'nope' }), { ok: false, error: 'unknown-operation' });
+  assert.deepEqual(await ask({ op: 'get', name: NAME }), { ok: true, value: null });
 });

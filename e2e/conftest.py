@@ -47,14 +47,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    matrix.write(RESULTS)
+    if not hasattr(session.config, "workerinput"):  # an xdist worker saw only its share: the controller writes
+        matrix.write(RESULTS)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
     report = yield
-    matrix.record(item, report)
+    matrix.annotate(item, report)
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Every report reaches this hook in the process that writes the matrix, with or without xdist."""
+    matrix.record(report)
 
 
 @pytest.fixture(scope="session")

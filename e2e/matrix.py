@@ -29,17 +29,27 @@ def observe(item: pytest.Item, text: str) -> None:
     item.user_properties.append(("observed", text))
 
 
-def record(item: pytest.Item, report: pytest.TestReport) -> None:
+def annotate(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Put the test's matrix cell (scenario, engine, policy) on its report, where `record` reads it. Done where the
+    test ran (an xdist worker), since only the report travels to the process that writes the matrix."""
     marker = item.get_closest_marker("scenario")
     params = getattr(item, "callspec", None)
     if marker is None or params is None or "combo" not in params.params:
         return
+    engine, policy = params.params["combo"]
+    report.matrix_cell = [marker.args[0], engine, policy]  # type: ignore[attr-defined]
+
+
+def record(report: pytest.TestReport) -> None:
+    cell = getattr(report, "matrix_cell", None)
+    if cell is None:
+        return
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        engine, policy = params.params["combo"]
-        seen = [value for key, value in item.user_properties if key == "observed"]
+        scenario, engine, policy = cell
+        seen = [value for key, value in report.user_properties if key == "observed"]
         outcome = "passed" if report.passed else "skipped" if report.skipped else "failed"
-        _rows[(marker.args[0], engine, policy)] = {
-            "scenario": marker.args[0], "engine": engine, "policy": policy, "outcome": outcome,
+        _rows[(scenario, engine, policy)] = {
+            "scenario": scenario, "engine": engine, "policy": policy, "outcome": outcome,
             "observed": "; ".join(seen), "seconds": round(report.duration, 1),
         }
 

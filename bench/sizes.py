@@ -11,7 +11,7 @@ from __future__ import annotations
 from bench.common import print_machine
 from cookiebridge.assets import build_assets
 from cookiebridge.resources import resource_dir
-from testsupport.budgets import API_SCRIPT_BUDGET, COOKIES, IFRAME_BUDGET, ORIGINS, PROVIDER_BUDGET
+from testsupport.budgets import BUDGETS, COOKIES, ORIGINS, WITH_SESSION, WITHOUT_SESSION
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,19 +26,16 @@ def main(argv: list[str] | None = None) -> int:
         gzipped[asset.name] = len(asset.encodings["gzip"])
         brotli = len(asset.encodings["br"]) if "br" in asset.encodings else "-"
         print(f"{asset.name:28} {source_size:8} {len(asset.body):9} {gzipped[asset.name]:6} {brotli!s:>7}")
-    provider, api_script = gzipped["cookie-provider.min.js"], gzipped["cookie-provider-api.min.js"]
-    iframe = gzipped["iframe.html"] + gzipped["iframe.min.js"]
-    checks = [
-        ("cookie-provider.min.js (every page view)", provider, PROVIDER_BUDGET),
-        ("cookie-provider-api.min.js (pages with a session, a handoff code or an identity)", api_script, API_SCRIPT_BUDGET),
-        ("iframe.html + iframe.min.js (every page view)", iframe, IFRAME_BUDGET),
-    ]
-    for label, size, budget in checks:
-        print(f"budget {label} gzip: {size} bytes; budget {budget} "
-              f"(ratio {size / budget:.2f}, {'met' if size <= budget else 'NOT met'})")
-    print(f"a page view without a chat session: {provider + iframe} bytes gzipped from the bridge; "
-          f"with one: {provider + api_script + iframe}")
-    return 0 if all(size <= budget for _, size, budget in checks) else 1
+    met = True
+    for budget in BUDGETS:
+        size = sum(gzipped[name] for name in budget.files)
+        met &= size <= budget.bytes
+        print(f"budget {' + '.join(budget.files)} ({budget.when}) gzip: {size} bytes; budget {budget.bytes} "
+              f"(ratio {size / budget.bytes:.2f}, {'met' if size <= budget.bytes else 'NOT met'})")
+    print(f"a page view without a chat session: {sum(gzipped[name] for name in WITHOUT_SESSION)} bytes gzipped from "
+          f"the bridge; with one: {sum(gzipped[name] for name in WITH_SESSION)}")
+    return 0 if met else 1
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

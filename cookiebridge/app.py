@@ -280,7 +280,8 @@ async def purge_periodically(store: Store) -> None:
 
 def create_app(settings: Settings, store: Store | None = None) -> BridgeApp:
     """The bridge app. `store` defaults to the configured one, opened lazily and closed at shutdown."""
-    assets = build_assets(settings.trusted_origins, settings.cookie_names, settings.cookie_max_age)
+    assets = build_assets(settings.trusted_origins, settings.cookie_names, settings.cookie_max_age,
+                          resume=settings.resume)
     store = store or open_store(settings.store)
     # itsdangerous signs with the last key and verifies with all: old keys first.
     codes = HandoffCodes([*settings.previous_secret_keys, settings.secret_key], settings.handoff_ttl)

@@ -22,13 +22,16 @@ try:  # optional (`pip install cookiebridge[brotli]`): without it there are no .
 except ImportError:  # pragma: no cover - depends on the installation
     brotli = None
 
-SCRIPTS = ("cookie-provider", "cookie-provider-api", "iframe", "chat-finalizer", "web-engagement")
-# cookie-provider.min.js loads cookie-provider-api.min.js on the pages that need it, by hashed name and pinned with
-# SRI; its source holds this [file, integrity] pair, which the build fills in.
-API_SCRIPT_SLOT = '["cookie-provider-api.min.js",""]'
+SCRIPTS = ("cookie-provider", "cookie-provider-api", "cookie-provider-links", "cookie-provider-resume", "iframe",
+           "chat-finalizer", "web-engagement")
+# A script that loads another on the pages that need it, by hashed name and pinned with SRI, holds the slot
+# ["<other>.min.js",""] in its source, which the build fills in: the provider loads cookie-provider-api, which
+# loads cookie-provider-links and cookie-provider-resume. A page that pins the provider runs only pinned code.
+PINS = {"cookie-provider": ("cookie-provider-api",),
+        "cookie-provider-api": ("cookie-provider-links", "cookie-provider-resume")}
 # Scripts whose locals are renamed (tools/terser) for their size budgets: the bridge serves static/mangled/<name>.js,
 # generated from static/<name>.js and committed, so that installing or running cookiebridge needs no Node.
-MANGLED = ("cookie-provider", "cookie-provider-api")
+MANGLED = ("cookie-provider", "cookie-provider-api", "cookie-provider-links", "cookie-provider-resume")
 IFRAME_PAGE = "iframe.html"
 STABLE_CACHE = "public, max-age=300"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
@@ -102,12 +105,15 @@ def _hashed(stable: str, body: bytes) -> str:
     return f"{stem}.{hashlib.sha256(body).hexdigest()[:12]}.{ext}"
 
 
-def build_script(name: str, api_script: Asset | None = None) -> Asset:
-    """`api_script`: for cookie-provider, the built cookie-provider-api it pins (built here when not given)."""
+def build_script(name: str, built: dict[str, Asset] | None = None) -> Asset:
+    """The minified script `name`, with the script it pins filled in; `built` caches the scripts made so far."""
+    built = {} if built is None else built
+    if name in built:
+        return built[name]
     path = resource_dir("static") / ("mangled" if name in MANGLED else "") / f"{name}.js"
     source = minify(path.read_text(encoding="utf-8"))
-    if name == "cookie-provider":
-        source = pin_api_script(source, api_script or build_script("cookie-provider-api"))
+    for pinned in PINS.get(name, ()):
+        source = pin_script(source, build_script(pinned, built))
     body = source.encode("utf-8")
     stable = f"{name}.min.js"
     headers = {
@@ -116,16 +122,22 @@ def build_script(name: str, api_script: Asset | None = None) -> Asset:
         "Access-Control-Allow-Origin": "*",
         "Cross-Origin-Resource-Policy": "cross-origin",
     }
-    return Asset(stable, body, JS_TYPE, headers, _hashed(stable, body))
+    built[name] = Asset(stable, body, JS_TYPE, headers, _hashed(stable, body))
+    return built[name]
 
 
-def pin_api_script(provider: str, api_script: Asset) -> str:
-    """The minified provider, loading this exact build of cookie-provider-api: its immutable hashed name, pinned
-    by SRI. sha256, which SRI accepts as it does sha384, keeps about 20 gzipped bytes off every page view."""
-    if provider.count(API_SCRIPT_SLOT) != 1:
-        raise RuntimeError(f"cookie-provider.js must hold {API_SCRIPT_SLOT} exactly once")
-    pinned = f"['{api_script.hashed_name}','{subresource_integrity(api_script.body, 'sha256')}']"
-    return provider.replace(API_SCRIPT_SLOT, pinned)
+def pin_slot(name: str) -> str:
+    """What the source of the script that loads `name` holds, for the build to fill in."""
+    return f'["{name}.min.js",""]'
+
+
+def pin_script(source: str, pinned: Asset) -> str:
+    """The minified `source`, loading this exact build of `pinned`: its immutable hashed name, pinned by SRI.
+    sha256, which SRI accepts as it does sha384, keeps about 20 gzipped bytes off every page view."""
+    slot = pin_slot(pinned.name.removesuffix(".min.js"))
+    if source.count(slot) != 1:
+        raise RuntimeError(f"the script that loads {pinned.name} must hold {slot} exactly once")
+    return source.replace(slot, f"['{pinned.hashed_name}','{subresource_integrity(pinned.body, 'sha256')}']")
 
 
 def content_security_policy(trusted_origins: Iterable[str]) -> str:
@@ -142,16 +154,19 @@ def content_security_policy(trusted_origins: Iterable[str]) -> str:
 
 
 def render_iframe_page(
-    trusted_origins: Iterable[str], cookie_names: Iterable[str], cookie_max_age: int, script: Asset, *, api: bool
+    trusted_origins: Iterable[str], cookie_names: Iterable[str], cookie_max_age: int, script: Asset, *, api: bool,
+    resume: bool = False,
 ) -> Asset:
-    """`api`: whether the bridge's JSON API (link handoff, identity) answers beside this page."""
+    """`api`: whether the bridge's JSON API (link handoff, identity) answers beside this page; `resume`: whether its
+    resume page does (the setting `resume`)."""
     origins = list(trusted_origins)
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(resource_dir("templates")),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    config = {"origins": origins, "names": list(cookie_names), "maxAge": cookie_max_age, "api": api}
+    config = {"origins": origins, "names": list(cookie_names), "maxAge": cookie_max_age, "api": api,
+              "resume": api and resume}
     html = environment.get_template(IFRAME_PAGE).render(config=config, script=script)
     headers = {
         "Content-Security-Policy": content_security_policy(origins),
@@ -162,12 +177,12 @@ def render_iframe_page(
 
 
 def build_assets(
-    trusted_origins: Iterable[str], cookie_names: Iterable[str], cookie_max_age: int, *, api: bool = True
+    trusted_origins: Iterable[str], cookie_names: Iterable[str], cookie_max_age: int, *, api: bool = True,
+    resume: bool = False,
 ) -> list[Asset]:
     """Every served file: the scripts, then the iframe page that references the iframe script by hash."""
-    api_script = build_script("cookie-provider-api")
-    scripts = {
-        name: api_script if name == "cookie-provider-api" else build_script(name, api_script) for name in SCRIPTS
-    }
-    page = render_iframe_page(trusted_origins, cookie_names, cookie_max_age, scripts["iframe"], api=api)
+    built: dict[str, Asset] = {}
+    scripts = {name: build_script(name, built) for name in SCRIPTS}
+    page = render_iframe_page(trusted_origins, cookie_names, cookie_max_age, scripts["iframe"], api=api,
+                              resume=resume)
     return [*scripts.values(), page]

@@ -202,7 +202,8 @@ def build(settings: Settings, out_dir: str | os.PathLike[str], public_url: str, 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise BuildError(f"--out {str(out)!r} is a file, not a directory")
-    assets = build_assets(settings.trusted_origins, settings.cookie_names, settings.cookie_max_age, api=api)
+    assets = build_assets(settings.trusted_origins, settings.cookie_names, settings.cookie_max_age, api=api,
+                          resume=settings.resume)
     _check_header_values(assets)
     root = web_root if web_root is not None else str(out.resolve())
     if not root.startswith("/") or _UNSAFE_HEADER_VALUE.search(root) or re.search(r"[\s{};#]", root):

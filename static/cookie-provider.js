@@ -12,7 +12,7 @@
 // identity, and one with a chat session (there from the start, restored, or saved) to carry over a link. Every
 // other page view costs this file and the iframe.
 (() => {
-  if (window.CookieProvider && window.CookieProvider.cookiebridge) return; // loaded twice: keep the first
+  if (window.CookieProvider?.cookiebridge) return; // loaded twice: keep the first
   // [file, SRI integrity] of cookie-provider-api.min.js, beside the iframe page; the build puts in the hashed name.
   const API_SCRIPT = ['cookie-provider-api.min.js', ''];
   const channels = {}; // iframe URL -> channel
@@ -78,7 +78,7 @@
       frame.contentWindow.postMessage({ cookiebridge: 1, op: 'hello' }, new URL(url).origin, [spare || connect()]);
       spare = 0;
     };
-    document.documentElement.appendChild(frame);
+    document.documentElement.append(frame);
     channel.call = (request, until) => new Promise(resolve => {
       const { port1, port2 } = new MessageChannel();
       port1.onmessage = e => resolve(e.data);
@@ -100,10 +100,10 @@
       const o = typeof options == 'function' ? { onThirdPartyCookies: options } : options || {};
       const p = this, timeout = o.timeout > 0 ? +o.timeout : 3000;
       let channel, url, mechanisms, domain = o.cookieDomain;
-      name = String(name);
+      name += '';
       const store = (raw, maxAge) => write(name, raw, maxAge, domain = domain != null ? domain : registrable(location.hostname.split('.')));
-      const info = () => channel ? channel.info : {};
-      const request = async (r, until = Date.now() + timeout) => channel ? channel.call(r, until) : failed('no-bridge');
+      const info = () => channel?.info || {};
+      const request = async (r, until = Date.now() + timeout) => channel?.call(r, until) || failed('no-bridge');
       const fail = (operation, error, result) => {
         warn(operation + ' failed: ' + error);
         try {
@@ -115,15 +115,15 @@
       // handed to CookieProvider.api is the ProviderContext that cookie-provider-api.js describes (p = this provider,
       // o = its options).
       const load = (until = Date.now() + timeout) => Promise.race([
-        mechanisms = mechanisms || Promise.resolve(url && (apiScript = apiScript || new Promise(resolve => {
-          document.head.appendChild(Object.assign(document.createElement('script'), {
+        mechanisms ||= Promise.resolve(url && (apiScript ||= new Promise(resolve => {
+          document.head.append(Object.assign(document.createElement('script'), {
             src: new URL(API_SCRIPT[0], url),
             integrity: API_SCRIPT[1],
-            crossOrigin: 'anonymous',
+            crossOrigin: '', // anonymous
             onload: () => resolve(CookieProvider.api),
             onerror: () => resolve(), // not the error event: it is not the mechanisms
           }));
-        }))).then(m => m && m({ p, o, name, url, timeout, info, fail, read, failed, arrival })),
+        }))).then(m => m?.({ p, o, name, url, timeout, info, fail, read, failed })),
         after(until),
       ]).then(m => m || fail('handoff', 'unreachable'));
 
@@ -131,8 +131,9 @@
         url = new URL(iframeUrl, location);
         channel = channels[url] || (channels[url] = openChannel(url.href));
         // A CORS "simple" request (no preflight), without credentials since the bridge is another origin.
-        arrival = arrival || code && fetch(new URL('api/v1/handoff/redeem', url),
-          { method: 'POST', body: JSON.stringify({ code, referrer: document.referrer }) });
+        arrival ||= code && fetch(new URL('api/v1/handoff/redeem', url),
+          { method: 'POST', body: JSON.stringify({ code, referrer: document.referrer }) })
+          .then(r => r.json()).catch(() => failed('unreachable'));
       } catch {
         warn('bad IFRAME_URL ' + iframeUrl);
       }
@@ -146,14 +147,18 @@
         // cookie. All of them start at once, and the whole call settles within one timeout; the first mechanism in
         // that order with a session wins.
         async loadCookie() {
-          const until = Date.now() + timeout, frame = request({ op: 'get', name }, until);
-          const m = mechanisms && await load(until), loads = [m?.handoff(until), m?.identity(until), frame];
+          const until = Date.now() + timeout, loads = [
+            // The bridge's answer for this page's code: { name, value, from } or { error }.
+            Promise.race([arrival, after(until)]).then(a => a?.name == name ? { ok: 1, ...a } : a),
+            mechanisms && load(until).then(m => m?.identity(until)),
+            request({ op: 'get', name }, until),
+          ];
           for (const mechanism of ['handoff', 'identity', 'iframe']) {
             const r = await loads.shift();
             if (r?.ok && r.value) {
               if (!store(r.value, info().maxAge || 2592e3)) break; // 30 days if the iframe did not say
-              p.restoredFrom = mechanism;
-              load().then(m => m?.restored(mechanism, r.from)); // links now carry this session
+              p.restoredFrom = r.via || mechanism; // identity: 'identity' or 'resume'
+              load().then(m => m?.restored(p.restoredFrom, r.from)); // links now carry this session
               return r.value;
             }
             if (r?.error) fail(mechanism, r.error);
@@ -185,10 +190,11 @@
           return r.ok || fail('removeCookie', r.error, false);
         },
 
-        // Resolves a link to another trusted site with a handoff code for the current session (or unchanged).
+        // Resolves a link to another trusted site with a handoff code for the current session (absolute), or
+        // unchanged when there is no code to put on it.
         async decorate(href) {
           const until = Date.now() + timeout;
-          return (await load(until))?.decorate(href, until) || new URL(href, location).href;
+          return (await load(until))?.decorate(href, until) || href;
         },
 
         async navigate(href) {
@@ -198,22 +204,25 @@
         // Resolves true only when the bridge's cookie is shared by all sites (not blocked, not partitioned). The
         // callback also gets details: whether links between the sites carry the chat, and whether identity is set.
         async cookieTest(callback) {
-          const notify = typeof callback == 'function' ? callback : o.onThirdPartyCookies;
-          const r = await request({ op: 'test' }), enabled = r.ok === true && r.value === true;
+          const notify = callback || o.onThirdPartyCookies;
+          const enabled = (await request({ op: 'test' })).value === true; // false on any failed reply
           try {
-            notify && notify(enabled, {
+            notify?.(enabled, {
               thirdPartyCookies: enabled,
               // The hello's info may come after this reply (another port: WebKit does not order them): unknown is on.
               handoff: o.handoff !== false && info().api !== false,
               identity: !!o.identity,
             });
           } catch (error) {
-            fail('cookieTest', error); // the callback threw
+            fail('cookieTest', error); // the callback threw, or is not a function
           }
           return enabled;
         },
       });
-      if (code || o.identity || read(name) !== null) load();
+      // A page that arrived with a code loads the API script once the code is answered: until then it would take
+      // bandwidth and the bridge's attention from the one request that restores the chat.
+      if (o.identity || o.resume || read(name) !== null) load();
+      if (arrival) arrival.then(() => load());
     }
   }
 

@@ -44,7 +44,7 @@
     document.cookie = name + '=' + encodeURIComponent(value) + '; Max-Age=' + age + attributes;
   };
 
-  const hello = () => ({ version: 1, maxAge, origins, api: config.api });
+  const hello = () => ({ version: 1, maxAge, origins, api: config.api, resume: config.resume });
 
   // Passive storage access: where this bridge already holds the storage-access permission under this site, use
   // it (no gesture needed once granted, no prompt) before the first answer, so the cookies read are the ones every

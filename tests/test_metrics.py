@@ -141,11 +141,11 @@ def test_no_session_value_code_token_or_customer_id_ever_reaches_a_label(tmp_pat
     for secret in (value_secret, customer, token, token[-20:], code, code[:20], "FORGEDCODE", "REFERRER", "DEST-x",
                    "ORIGIN-x", "NAME-NOT-ALLOWED", SECRET, IDENTITY_KEY):
         assert secret not in text
-    known = {"operation": {"issue", "redeem", *metrics.STORE_OPERATIONS, "load", "save", "delete"},
+    known = {"operation": {"issue", "redeem", *metrics.STORE_OPERATIONS, *metrics.RESUME_OPERATIONS},
              "reason": metrics.ERROR_CODES | {"other"}, "endpoint": set(metrics.ENDPOINTS),
-             "bucket": {"issue", "redeem", "identity"}, "kind": {"unavailable", "error", *metrics.SHED_KINDS},
+             "bucket": {"issue", "redeem", "identity", "resume"}, "kind": {"unavailable", "error", *metrics.SHED_KINDS},
              "status": {str(code) for code in range(100, 600)},
-             "result": metrics.ERROR_CODES | {"found", "missing", "saved", "deleted", "other"},
+             "result": metrics.RESUME_RESULTS | {"other"},
              "version": {__version__}, "python": {__import__("platform").python_version()}, "le": None}
     for (name, labels), _ in samples(text).items():
         for label, content in labels:

@@ -2,8 +2,9 @@
 copy). `python -m bench.sizes` prints the same figures.
 
 Every page view costs cookie-provider.min.js and the hidden iframe (iframe.html + iframe.min.js). The provider
-loads cookie-provider-api.min.js (link handoff, signed identity) only on a page that arrives with a handoff code,
-has an identity, or holds a chat session; that script has a budget of its own, and so does the sum such a page pays.
+loads cookie-provider-api.min.js only on pages that use the bridge's API, and that script loads
+cookie-provider-links.min.js (once the page holds a session) and cookie-provider-resume.min.js (the resume option);
+each has a budget of its own (testsupport/budgets.py says which pages pay which).
 """
 
 from __future__ import annotations
@@ -12,38 +13,31 @@ import re
 
 import pytest
 
-from cookiebridge.assets import SCRIPTS, build_assets, subresource_integrity
-from testsupport.budgets import API_SCRIPT_BUDGET, COOKIES, IFRAME_BUDGET, ORIGINS, PROVIDER_BUDGET  # and why each
+from cookiebridge.assets import PINS, SCRIPTS, build_assets, subresource_integrity
+from testsupport.budgets import BUDGETS, COOKIES, ORIGINS, Budget
 
 
 def gzipped(api: bool = True) -> dict[str, int]:
     return {asset.name: len(asset.encodings["gzip"]) for asset in build_assets(ORIGINS, COOKIES, 30 * 86400, api=api)}
 
 
-def test_cookie_provider_fits_the_budget() -> None:
-    size = gzipped()["cookie-provider.min.js"]
-    assert size <= PROVIDER_BUDGET, f"cookie-provider.min.js is {size} bytes gzipped, over {PROVIDER_BUDGET}"
-
-
-def test_api_script_fits_its_budget() -> None:
-    size = gzipped()["cookie-provider-api.min.js"]
-    assert size <= API_SCRIPT_BUDGET, f"cookie-provider-api.min.js is {size} bytes gzipped, over {API_SCRIPT_BUDGET}"
-
-
 @pytest.mark.parametrize("api", [True, False], ids=["serve", "static build"])
-def test_iframe_page_and_its_script_fit_the_budget(api: bool) -> None:
+@pytest.mark.parametrize("budget", BUDGETS, ids=lambda budget: " + ".join(budget.files))
+def test_every_file_fits_its_budget(budget: Budget, api: bool) -> None:
     sizes = gzipped(api)
-    total = sizes["iframe.html"] + sizes["iframe.min.js"]
-    assert total <= IFRAME_BUDGET, f"iframe.html + iframe.min.js are {total} bytes gzipped, over {IFRAME_BUDGET}"
+    total = sum(sizes[name] for name in budget.files)
+    assert total <= budget.bytes, f"{' + '.join(budget.files)}: {total} bytes gzipped, over {budget.bytes}"
 
 
-def test_the_provider_loads_exactly_this_build_of_the_api_script() -> None:
-    """The budget split must not open a hole in SRI: a page that pins cookie-provider.min.js runs only the
-    cookie-provider-api.min.js it names, by immutable hashed name and integrity."""
+@pytest.mark.parametrize("loader", PINS)
+def test_a_script_loads_exactly_this_build_of_the_scripts_it_pins(loader: str) -> None:
+    """The split into several scripts must not open a hole in SRI: a page that pins cookie-provider.min.js runs
+    only the scripts it names, by immutable hashed name and integrity, and so on down the chain."""
     assets = {asset.name: asset for asset in build_assets(ORIGINS, COOKIES, 60)}
-    api_script, provider = assets["cookie-provider-api.min.js"], assets["cookie-provider.min.js"].body.decode()
-    pinned = re.findall(r"\['(cookie-provider-api\.[0-9a-f]{12}\.min\.js)','(sha256-[A-Za-z0-9+/=]+)'\]", provider)
-    assert pinned == [(api_script.hashed_name, subresource_integrity(api_script.body, "sha256"))]
+    body = assets[f"{loader}.min.js"].body.decode()
+    pinned = re.findall(r"\['(cookie-provider-[a-z]+\.[0-9a-f]{12}\.min\.js)','(sha256-[A-Za-z0-9+/=]+)'\]", body)
+    expected = [assets[f"{name}.min.js"] for name in PINS[loader]]
+    assert pinned == [(script.hashed_name, subresource_integrity(script.body, "sha256")) for script in expected]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

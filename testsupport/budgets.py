@@ -3,12 +3,26 @@ real figures by `python -m bench.sizes`."""
 
 from __future__ import annotations
 
-PROVIDER_BUDGET = 2000  # issue 5: cookie-provider.min.js, on every page view
-# cookie-provider-api.min.js, only on pages that use the bridge's API. 1,600 until it took on what the real widget and
-# safe link handoff need (following the widget's cookie, referrer-carrying links, redirect-shaped links refused,
-# middle-click): the every-page budget above holds, and a page with a chat session pays this once, then from cache.
-API_SCRIPT_BUDGET = 1800
-IFRAME_BUDGET = 1500  # iframe.html + iframe.min.js, the two responses the hidden iframe costs
+from typing import NamedTuple
+
+
+class Budget(NamedTuple):
+    files: tuple[str, ...]  # the responses it covers, gzipped and summed
+    bytes: int
+    when: str  # which page views pay it
+
+
+BUDGETS = (
+    Budget(("cookie-provider.min.js",), 2000, "every page view"),
+    Budget(("iframe.html", "iframe.min.js"), 1500, "every page view: the hidden iframe's two responses"),
+    Budget(("cookie-provider-api.min.js",), 1600,
+           "pages with a session, a handoff code, an identity or the resume option"),
+    Budget(("cookie-provider-links.min.js",), 1300, "pages with a session (links that carry it)"),
+    Budget(("cookie-provider-resume.min.js",), 1000, "pages with the resume option"),
+)
 # A typical configuration: two sites, one session cookie.
 ORIGINS = ["https://www.domain-a.com", "https://shop.domain-b.co.uk"]
 COOKIES = ["customer-defined-session-cookie"]
+# What a page view downloads from the bridge, by kind of page.
+WITHOUT_SESSION = ("cookie-provider.min.js", "iframe.html", "iframe.min.js")
+WITH_SESSION = (*WITHOUT_SESSION, "cookie-provider-api.min.js", "cookie-provider-links.min.js")

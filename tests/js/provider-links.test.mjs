@@ -1,33 +1,34 @@
-// Unit tests of static/cookie-provider-api.js (the readable source) with a stub CookieProvider: which links get a
-// handoff code, and where the code goes in the link.
+// Unit tests of static/cookie-provider-links.js (the readable source) with a stub provider context: which links get
+// a handoff code, and where the code goes in the link.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import vm from 'node:vm';
 
-const SOURCE = readFileSync(new URL('../../static/cookie-provider-api.js', import.meta.url), 'utf8');
+const SOURCE = readFileSync(new URL('../../static/cookie-provider-links.js', import.meta.url), 'utf8');
 const HERE = 'https://www.domain-a.test', THERE = 'https://www.domain-b.test', BRIDGE = 'https://bridge.test';
 
 // A page on domain-a with a chat session, the API script loaded for one provider; returns its mechanisms, the
 // bridge requests made and the page's event listeners.
 function loadPage(options = {}) {
   const requests = [], listeners = {};
-  const fetch = async (url, init) => {
-    requests.push({ url: String(url), body: JSON.parse(init.body) });
-    return { ok: true, status: 200, json: async () => ({ code: 'C' + requests.length }) };
+  // cookie-provider-api.js's JSON API client, as the context gives it.
+  const api = async (path, body) => {
+    requests.push({ url: BRIDGE + '/api/v1/' + path, body: JSON.parse(JSON.stringify(body)) }); // this realm's objects
+    return { ok: true, value: { code: 'C' + requests.length } };
   };
   const window = {
-    CookieProvider: {}, location: new URL(HERE + '/page'), history: {}, document: { cookie: '' }, fetch, URL,
-    AbortSignal, setTimeout, setInterval: () => 0, addEventListener: (type, listener) => listeners[type] = listener,
+    CookieProvider: {}, location: new URL(HERE + '/page'), document: { cookie: '' }, URL, setTimeout,
+    addEventListener: (type, listener) => listeners[type] = listener,
   };
   window.window = window;
   vm.runInContext(SOURCE, vm.createContext(window));
   const navigated = [];
-  const mechanisms = window.CookieProvider.api({
+  const mechanisms = window.CookieProvider.links({
     p: { navigate: href => navigated.push(href) }, o: options, name: 'session', url: new URL(BRIDGE + '/iframe.html'),
     timeout: 1000, info: () => ({ version: 1, origins: [HERE, THERE], api: true }),
     fail: (operation, error, result) => result, read: name => name === 'session' ? 'value-1' : null,
-    failed: error => ({ ok: false, error }), arrival: undefined,
+    failed: error => ({ ok: false, error }), api,
   });
   return { mechanisms, requests, listeners, navigated, window };
 }
@@ -114,47 +115,4 @@ test('navigate() without a code goes by location, not by a link the script would
   window.location.assign = href => assigned.push(href);
   await page.mechanisms.navigate(THERE + '/shop');
   assert.deepEqual(assigned, [THERE + '/shop']);
-});
-
-test('two providers on a page read the one redemption answer: neither rejects, each gets its own cookie', async () => {
-  const page = loadPage();
-  let reads = 0;
-  const response = { ok: true, status: 200, json: async () => {
-    if (reads++) throw new TypeError('body stream already read');
-    return { name: 'session', value: 'restored', from: HERE };
-  } };
-  const context = name => ({
-    p: {}, o: {}, name, url: new URL(BRIDGE + '/iframe.html'), timeout: 1000, info: () => ({}),
-    fail: (operation, error, result) => result, read: () => null, failed: error => ({ ok: false, error }),
-    arrival: Promise.resolve(response),
-  });
-  const first = page.window.CookieProvider.api(context('session'));
-  const second = page.window.CookieProvider.api(context('other-cookie'));
-  const until = Date.now() + 1000;
-  assert.deepEqual(JSON.parse(JSON.stringify(await first.handoff(until))), { ok: true, value: 'restored', from: HERE });
-  assert.equal(await second.handoff(until), false); // another cookie name: not this provider's session
-});
-
-test('the follower sends the cookie to the bridge once when it starts, then on every change, and forgets an ended chat', () => {
-  const ticks = [], calls = [];
-  let cookie = 'session=v1; _genesys.widgets.webchat.state.pureengage-v3-rest.session=S';
-  const window = {
-    CookieProvider: {}, location: new URL(HERE + '/page'), history: {}, URL, AbortSignal, setTimeout,
-    document: { get cookie() { return cookie; } }, setInterval: tick => ticks.push(tick), addEventListener() {},
-  };
-  window.window = window;
-  vm.runInContext(SOURCE, vm.createContext(window));
-  const read = name => (cookie.split('; ').find(c => c.startsWith(name + '=')) || '').slice(name.length + 1) || null;
-  window.CookieProvider.api({
-    p: { saveCookie: () => calls.push('save'), removeCookie: () => calls.push('remove') }, o: {}, name: 'session',
-    url: new URL(BRIDGE + '/iframe.html'), timeout: 1000, info: () => ({}), fail() {}, read, failed() {},
-  });
-  const [tick] = ticks;
-  tick(); // the widget may have rewritten the cookie since the page's saveCookie(): send it
-  tick();
-  cookie = cookie.replace('v1', 'v2'); // the widget rewrote it after a message
-  tick();
-  cookie = 'session=v2'; // the chat ended: the widget removed its own state cookie, not the page's
-  tick();
-  assert.deepEqual(calls, ['save', 'save', 'remove']);
 });

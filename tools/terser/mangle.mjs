@@ -3,7 +3,7 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { minify } from 'terser';
 
-const SCRIPTS = ['cookie-provider', 'cookie-provider-api'];
+const SCRIPTS = ['cookie-provider', 'cookie-provider-api', 'cookie-provider-links', 'cookie-provider-resume'];
 const STATIC = new URL('../../static/', import.meta.url);
 const OPTIONS = { ecma: 2021, compress: { passes: 1 }, mangle: true, format: { comments: /^!/ } };
 

@@ -122,8 +122,11 @@ def topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 GENESYS_WIDGETS = "COOKIEBRIDGE_GENESYS_WIDGETS"  # a folder: cxbus.min.js + plugins/ (CDN layout), or widgets.min.js
 _WIDGETS_VERSION = re.compile(rb'product:\s*"Genesys Widgets",\s*version:\s*"([0-9.]+)"')
 # Read once, and taken out of the environment: `cookiebridge serve` refuses unknown COOKIEBRIDGE_* variables, and
-# every bridge process of the run inherits this process's environment.
-_GENESYS_WIDGETS_DIR = os.environ.pop(GENESYS_WIDGETS, "")
+# every bridge process of the run inherits this process's environment. pytest-xdist workers start after the main
+# process read it, so it travels on to them under a name of the harness's own.
+_WORKERS_COPY = "E2E_GENESYS_WIDGETS_DIR"
+_GENESYS_WIDGETS_DIR = os.environ.pop(GENESYS_WIDGETS, "") or os.environ.get(_WORKERS_COPY, "")
+os.environ[_WORKERS_COPY] = _GENESYS_WIDGETS_DIR
 
 
 @dataclass(frozen=True)
@@ -186,11 +189,14 @@ def real_widget_sites(certs: Certs, tmp_path_factory: pytest.TempPathFactory) ->
         pytest.skip(str(missing))
     named_a, named_b = _named_url("127.0.0.2", named_port), _named_url("127.0.0.3", named_port)
     env = {"COOKIEBRIDGE_SECRET_KEY": SECRET, "COOKIEBRIDGE_IDENTITY_SECRET": IDENTITY_SECRET}
-    with BridgeProcess(bridge_args(certs, [site_a, site_b, named_a, named_b], f"sqlite:///{work / 'bridge.db'}"),
+    with BridgeProcess(bridge_args(certs, [site_a, site_b, named_a, named_b], f"sqlite:///{work / 'bridge.db'}",
+                                   "--resume"),
                        work / "bridge.log", env=env, tls=True) as bridge:
         chat = ChatServer()
-        demo = create_demo_app(bridge_url=bridge.url, sites=[site_a, site_b], emulator=chat, widgets_dir=served)
-        named = create_demo_app(bridge_url=bridge.url, sites=[named_a, named_b], emulator=chat, widgets_dir=served)
+        demo = create_demo_app(bridge_url=bridge.url, sites=[site_a, site_b], emulator=chat, widgets_dir=served,
+                               resume=True)
+        named = create_demo_app(bridge_url=bridge.url, sites=[named_a, named_b], emulator=chat, widgets_dir=served,
+                                resume=True)
         servers = ServerThread([https_server(demo, "127.0.0.2", port, certs),
                                 https_server(demo, "127.0.0.3", port, certs),
                                 https_server(named, "127.0.0.2", named_port, certs),

@@ -40,10 +40,11 @@
   /** @param {ProviderContext} context */
   CookieProvider.resume = context => {
     const { name, p: provider } = context, token = () => storage('localStorage', TOKEN + name);
-    // Whether the iframe's cookie is shared by the sites; the bus plugin; whether to open the chat once the bus is
-    // there (unknown until this page's code is answered).
-    let shared, plugin, reopen = code === undefined ? false : undefined;
-    provider.request({ op: 'test' }).then(r => shared = r.ok && r.value === true);
+    // Whether the iframe's cookie is shared by the sites; the bus plugin; this page's code, answered; whether to open
+    // the chat once widgets-core has started (unknown until this page's code is answered; a WebChat command before
+    // that loads the plugin too early). The widget restores a continued chat before it opens it.
+    let shared, plugin, arrived, reopen = code === undefined ? false : undefined;
+    const tested = provider.request({ op: 'test' }).then(r => shared = r.ok && r.value === true);
 
     // Whether the page goes to the bridge's resume page now (the open is then cancelled): only when nothing else can
     // bring the chat here, and the bridge says it has resume on.
@@ -59,36 +60,39 @@
     };
 
     // Genesys Widgets' bus, which may come after this script: a plugin whose `before` hook on WebChat.open starts
-    // the trip; back without a session, it opens the chat the customer asked for.
+    // the trip; back from it, the plugin opens the chat the customer asked for (an async chat that Genesys Widgets
+    // restore stays closed until something opens it).
     const timer = setInterval(() => {
       const bus = window.CXBus;
       if (!plugin && bus?.registerPlugin) {
         plugin = bus.registerPlugin('CookieProviderResume.' + name);
-        plugin.before('WebChat.open', data => go() ? false : data);
+        // Asked before the iframe has answered its cookie test: the open waits for the answer, then comes again.
+        plugin.before('WebChat.open', data => shared === undefined ? (tested.then(() => plugin.command('WebChat.open')),
+          false) : go() ? false : data);
       }
-      if (plugin && reopen !== undefined) {
+      if (plugin && reopen !== undefined && window._genesys?.widgets?.bus) { // widgets-core has started
         clearInterval(timer);
         if (reopen) plugin.command('WebChat.open');
       }
-    }, 250);
+    }, 50); // every 50 ms until the bus is there and this page's code answered: before any customer can click
 
     return {
       token,
 
       // The customer's choice, if this page comes back from the resume page: { ok: true, value, from, via } when
-      // they continued a chat, else nothing (the token is kept either way), or why not.
-      async arrive(until) {
-        if (code === undefined) return;
+      // they continued a chat, else nothing (the token is kept either way), or why not. Worked out once per provider,
+      // however often loadCookie() asks.
+      arrive: until => arrived ||= code === undefined ? Promise.resolve() : (async () => {
         answer ||= context.api('resume/redeem', { code, state: storage('sessionStorage', STATE) }, until);
         const r = await answer, { value, from, token: kept } = r.value || {};
         reopen = false;
         if (!r.ok || r.value.name != name) return r.ok ? undefined : r;
         storage('localStorage', TOKEN + name, kept);
         storage('sessionStorage', STATE, null);
-        reopen = !value && !!storage('sessionStorage', OPEN);
+        reopen = !!storage('sessionStorage', OPEN); // the customer asked for the chat: a continued one too
         storage('sessionStorage', OPEN, null);
         return value ? { ok: true, value, from, via: 'resume' } : undefined;
-      },
+      })(),
     };
   };
 })();

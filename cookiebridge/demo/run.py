@@ -84,8 +84,8 @@ def run_demo(*, bridge_host: str = topology.BRIDGE_HOST, site_hosts: Sequence[st
 
 def demo_servers(*, bridge_host: str, site_hosts: Sequence[str], port: int, certs: Certs,
                  log_level: str = "warning") -> tuple[list[uvicorn.Server], str, list[str]]:
-    """The bridge (memory store, the sites as trusted origins, a fresh identity secret shared with the sites) and
-    the demo sites, as servers not yet started: the bridge first, then one per site host."""
+    """The bridge (memory store, the sites as trusted origins, a fresh identity secret shared with the sites, resume
+    on) and the demo sites, as servers not yet started: the bridge first, then one per site host."""
     from ..app import create_app
     from ..config import load_settings
     from ..stores import open_store
@@ -95,9 +95,10 @@ def demo_servers(*, bridge_host: str, site_hosts: Sequence[str], port: int, cert
     sites = topology.site_origins(site_hosts, port)
     identity_secret = secrets.token_urlsafe(32)  # what each site's backend would share with the bridge
     settings = load_settings(environ={}, flags={"trusted_origins": sites, "store": "memory:",
-                                                "identity_secret": identity_secret})
+                                                "identity_secret": identity_secret, "resume": True})
     bridge = create_app(settings, open_store("memory:"))
-    demo = create_demo_app(bridge_url=bridge_url, sites=sites, identity_secret=identity_secret, ca_file=certs.ca)
+    demo = create_demo_app(bridge_url=bridge_url, sites=sites, identity_secret=identity_secret, ca_file=certs.ca,
+                           resume=True)
     servers = [_server(bridge, bridge_host, port, certs, log_level)]
     servers += [_server(demo, host, port, certs, log_level) for host in site_hosts]
     return servers, bridge_url, sites

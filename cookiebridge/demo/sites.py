@@ -74,7 +74,7 @@ def _request_host(request: Request) -> str:
 def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str = DEFAULT_COOKIE_NAME,
                     emulator: ChatServer | None = None, identity_secret: str | None = None,
                     identity_audience: str = "cookiebridge", provider_url: str | None = None,
-                    widgets_dir: Path | None = None, ca_file: Path | None = None) -> Starlette:
+                    widgets_dir: Path | None = None, ca_file: Path | None = None, resume: bool = False) -> Starlette:
     """The demo customer sites. Serve the same app on every origin in `sites` (e.g. https://127.0.0.2:8443 and
     https://127.0.0.3:8443); `bridge_url` is the bridge origin serving iframe.html and cookie-provider.min.js.
     With `identity_secret` (the bridge's), /identity.html?customer=ID plays a site whose backend signs the id.
@@ -83,7 +83,8 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
     `emulator`: the chat server (share one between apps whose pages share chats). `widgets_dir`: a real Genesys
     Widgets copy (cxbus.min.js, plugins/, widgets.min.css, i18n/) served at /widgets/ in place of the test double.
     The sites are named domain-a, domain-b, ... in the order of `sites`. `ca_file`: the demo CA, named on the page
-    when the bridge's certificate is not accepted."""
+    when the bridge's certificate is not accepted. `resume`: the bridge runs with `resume` on; /resume.html shows
+    resume through the bridge."""
     bridge = urlsplit(bridge_url)
     if bridge.scheme not in ("http", "https") or not bridge.netloc:
         raise ValueError(f"bridge_url {bridge_url!r} must be an http(s) URL such as 'https://127.0.0.1:8000'")
@@ -126,6 +127,7 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
                 site_address=host,
                 signed_in=signed_in,
                 identity_enabled=bool(identity_secret),
+                resume_enabled=resume,
                 demo_config={
                     "bridge": base,
                     "cookieName": cookie_name,
@@ -175,6 +177,7 @@ def create_demo_app(*, bridge_url: str, sites: Sequence[str], cookie_name: str =
     routes = [
         Route("/", page("index.html", "/"), methods=["GET", "HEAD"]),
         Route("/extension.html", page("extension.html", "/extension.html"), methods=["GET", "HEAD"]),
+        *([Route("/resume.html", page("resume.html", "/resume.html"), methods=["GET", "HEAD"])] if resume else []),
         *([Route("/identity.html", page("index.html", "/identity.html", signed_in=True), methods=["GET", "HEAD"])]
           if identity_secret else []),
         # The guide's widget extensions: the chat finalizer (?async=0: a non-async chat, ?provider=0: no cookie

@@ -28,7 +28,7 @@ function loadPage({ hash = '', shared = false, cookie = null, resumeOn = true, a
     history: { replaceState: (state, title, url) => location.hash = new URL(url).hash },
     localStorage: new Storage(), sessionStorage: new Storage(),
     setInterval: tick => ticks.push(tick) && ticks.length, clearInterval: () => ticks.splice(0),
-    CXBus: { registerPlugin: () => plugin },
+    CXBus: { registerPlugin: () => plugin }, _genesys: { widgets: { bus: {} } },
   };
   window.window = window;
   vm.runInContext(SOURCE, vm.createContext(window));

@@ -175,9 +175,25 @@
     return true;
   }
 
+  // CXBus `before` hooks: each gets the command's data and returns it (changed or not); a hook that returns false
+  // (anything not an object) cancels the command, which then rejects, as the real bus does.
+  const befores = {};
+  function before(name, hook) {
+    if (typeof name !== 'string' || typeof hook !== 'function') return false;
+    (befores[name] = befores[name] || []).push(hook);
+    return true;
+  }
+
   function command(commander, name, data) {
     if (typeof name === 'string' && name.split('.').length === 1) name = commander + '.' + name;
     const parts = String(name).split('.');
+    data = data || {};
+    for (const hook of befores[name] || []) if (data && typeof data === 'object') data = hook(data);
+    if (!data || typeof data !== 'object') { // a rejected jQuery deferred, which nobody has to catch
+      const cancelled = Promise.reject('Command ' + name + ' cancelled by a before hook');
+      cancelled.catch(() => {});
+      return cancelled;
+    }
     return new Promise(function (resolve, reject) {
       const plugin = plugins[parts[0]];
       const run = function () {
@@ -203,6 +219,7 @@
       subscribe: subscribe,
       unsubscribe: unsubscribe,
       command: (commandName, data) => command(name, commandName, data),
+      before: before,
       registerCommand: function (commandName, handler) { plugin.commands[commandName] = handler; return true; },
       registerEvents: () => true,
       data: function (key, value) {
@@ -769,12 +786,14 @@
       this.openWhenSettled = false;
       this.open = true;
       view.build();
+      this.render(this.unseen.splice(0)); // what came while the panel was closed, as the real transcript keeps it
       view.mode(what);
       if (what === 'form' && (model.state === 'idle' || model.state === 'restoring')) setState('form');
       this.plugin.publish('opened');
     },
+    unseen: [],
     render: function (messages) {
-      if (!view.root) return;
+      if (!view.root) return void this.unseen.push(...messages);
       messages.forEach((message) => view.message(message));
     },
     serverEnded: function () { // no event: the real panel stays as it was; the double says what happened

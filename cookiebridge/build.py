@@ -126,7 +126,7 @@ def _manifest(assets: list[Asset], public_url: str, api: bool) -> dict:
     return {"publicUrl": public_url, "api": api, "files": entries}
 
 
-def nginx_snippet(assets: list[Asset], public_url: str, web_root: str, api: bool) -> str:
+def nginx_snippet(assets: list[Asset], public_url: str, web_root: str, api: bool, resume: bool = False) -> str:
     """Exact-match location blocks for every URL of the build, to include in the server block of the public URL's
     host. Content-Type comes from default_type (with its charset, as `serve` sends it); the validators from nginx."""
     path = urlsplit(public_url).path
@@ -152,6 +152,11 @@ def nginx_snippet(assets: list[Asset], public_url: str, web_root: str, api: bool
     if api:
         lines += ["", "# The page says the JSON API answers beside it (--with-api): send it to `cookiebridge serve`.",
                   f"location {path}api/ {{", "    proxy_pass http://127.0.0.1:8000;  # where serve listens",
+                  "    proxy_set_header Host $host;", "    proxy_set_header X-Forwarded-Proto $scheme;",
+                  "    proxy_set_header X-Forwarded-For $remote_addr;", "}"]
+    if api and resume:
+        lines += ["", "# resume is on: the bridge's resume page is `cookiebridge serve`'s too.",
+                  f"location = {path}resume {{", "    proxy_pass http://127.0.0.1:8000;  # where serve listens",
                   "    proxy_set_header Host $host;", "    proxy_set_header X-Forwarded-Proto $scheme;",
                   "    proxy_set_header X-Forwarded-For $remote_addr;", "}"]
     return "\n".join(lines) + "\n"
@@ -212,7 +217,7 @@ def build(settings: Settings, out_dir: str | os.PathLike[str], public_url: str, 
     manifest = _manifest(assets, public_url, api)
     files = _files(assets)
     files[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    files[NGINX] = nginx_snippet(assets, public_url, root, api).encode("utf-8")
+    files[NGINX] = nginx_snippet(assets, public_url, root, api, settings.resume).encode("utf-8")
     files[HEADERS_FILE] = headers_file(assets, public_url).encode("utf-8")
     try:
         out.mkdir(parents=True, exist_ok=True)

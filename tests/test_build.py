@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -366,3 +367,19 @@ def test_the_summary_says_whether_handoff_and_identity_are_on_and_never_warns_ab
         assert api.exit_code == 0, api.output
         assert f"`cookiebridge serve` must answer {PUBLIC}api/v1/" in api.stdout and "are off" not in api.stdout
         assert "secret_key" not in static.stderr + api.stderr  # a static build signs nothing, with or without API
+
+
+def test_resume_is_said_and_proxied_only_with_the_api(settings: Settings, tmp_path: Path) -> None:
+    """A page with resume on tells the provider; the resume page is serve's, so nginx sends it there."""
+    def config(html: str) -> dict:
+        return json.loads(html.split('id="cookiebridge-config">', 1)[1].split("</script>", 1)[0])
+
+    resume = dataclasses.replace(settings, resume=True)
+    build(resume, tmp_path / "api", PUBLIC, api=True)
+    build(resume, tmp_path / "static", PUBLIC)
+    build(settings, tmp_path / "off", PUBLIC, api=True)
+    assert config((tmp_path / "api" / "iframe.html").read_text())["resume"] is True
+    assert "location = /bridge/resume {" in (tmp_path / "api" / "nginx.conf").read_text()
+    for folder in ("static", "off"):  # no serve beside the files, or resume off: no resume page to offer
+        assert config((tmp_path / folder / "iframe.html").read_text())["resume"] is False
+        assert "location = /bridge/resume" not in (tmp_path / folder / "nginx.conf").read_text()

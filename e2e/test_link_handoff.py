@@ -24,7 +24,9 @@ from e2e.matrix import observe
 from e2e.topology import COOKIE
 
 HOLD = 0.3  # seconds a person's press lasts; long enough for the code (fetched on pointerdown) to arrive
-ARRIVED = "window.__lab && window.__lab.loaded"
+# loadCookie() has settled and, when it restored a session, the `cookiebridge:restored` event has come: the API
+# script that dispatches it loads after the handoff's answer, a moment after loadCookie() resolves.
+ARRIVED = "window.__lab && window.__lab.loaded && (!window.__lab.loaded.value || window.__lab.restored.length > 0)"
 STATE = """({ loaded: __lab.loaded, restored: __lab.restored, errors: __lab.errors, arrivedWith: __lab.arrivedWith,
              cookie: (document.cookie.split('; ').find(c => c.startsWith(%r + '=')) || '').slice(%d),
              href: location.href })""" % (COOKIE, len(COOKIE) + 1)

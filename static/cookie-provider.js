@@ -7,10 +7,11 @@
 // objects for internal state, short names for locals (e = event, r = reply, m = mechanisms, p = provider) and terse
 // warnings. Public names, options, error codes, the message protocol and the API paths are fixed.
 //
-// Link handoff and signed identity use the bridge's JSON API and live in cookie-provider-api.min.js, which this
-// script loads (pinned by SRI) only on pages that can use them: one arriving with a handoff code, one with an
-// identity, and one with a chat session (there from the start, restored, or saved) to carry over a link. Every
-// other page view costs this file and the iframe.
+// What else uses the bridge's JSON API (keeping it in step with the widget's cookie, signed identity, links that
+// carry the chat, resume) lives in cookie-provider-api.min.js and the scripts it loads. This script loads it
+// (pinned by SRI) only on pages that can use it: one with a chat session (there from the start, restored, or
+// saved), an identity or the resume option, and one that arrived with a handoff code, once the code is answered.
+// Every other page view costs this file and the iframe.
 (() => {
   if (window.CookieProvider?.cookiebridge) return; // loaded twice: keep the first
   // [file, SRI integrity] of cookie-provider-api.min.js, beside the iframe page; the build puts in the hashed name.
@@ -19,8 +20,8 @@
   let apiScript, arrival;
 
   // A handoff code arrives in the fragment (#cb-handoff=CODE) when the customer followed a link from another trusted
-  // site. The first provider sends it to the bridge as soon as it knows the bridge, while the API script, which
-  // reads the answer, is still on its way: arriving costs one round trip. The bridge redeems a code only for a page
+  // site. The first provider sends it to the bridge as soon as it knows the bridge, reads the answer and writes the
+  // cookie: arriving costs one round trip after this script. The bridge redeems a code only for a page
   // whose referrer is the site that issued it, so a planted link (mailed, typed, or on a foreign page) restores
   // nothing.
   const [, code] = location.hash.match(/[#&]cb-handoff=([^&]*)/) || [];

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Sequence
+from typing import Any, Sequence
 
 from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
@@ -45,6 +45,23 @@ def is_canonical(code: str) -> bool:
         return False
 
 
+def open_signed(serializer: URLSafeTimedSerializer, text: str, max_age: int, *, items: int, expired: str,
+                forged: str) -> list[Any]:
+    """The payload (a list of `items` values) of a signed, timestamped string this bridge made, or BridgeError
+    EXPIRED / FORGED with the message given: a non-canonical spelling, or a payload of another shape, is forged."""
+    if not is_canonical(text):
+        raise BridgeError(FORGED, forged)
+    try:
+        payload = serializer.loads(text, max_age=max_age)
+    except SignatureExpired:
+        raise BridgeError(EXPIRED, expired) from None
+    except (BadSignature, ValueError, TypeError):
+        raise BridgeError(FORGED, forged) from None
+    if not isinstance(payload, list) or len(payload) != items:
+        raise BridgeError(FORGED, forged)
+    return payload
+
+
 class HandoffCodes:
     def __init__(self, secret_keys: Sequence[str], ttl: int) -> None:
         # itsdangerous signs with the last key and accepts all of them: old keys go first.
@@ -61,14 +78,9 @@ class HandoffCodes:
         or raise the error to answer with. With `gate`, the referrer must be the site that issued the code."""
         if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_LENGTH:
             raise BridgeError(BAD_CODE, "'code' must be the handoff code string from the link")
-        if not is_canonical(code):
-            raise BridgeError(FORGED, "handoff code is not one this bridge issued")
-        try:
-            ident, destination, source = self._serializer.loads(code, max_age=self.ttl)
-        except SignatureExpired:
-            raise BridgeError(EXPIRED, "handoff code has expired") from None
-        except (BadSignature, ValueError, TypeError):
-            raise BridgeError(FORGED, "handoff code is not one this bridge issued") from None
+        ident, destination, source = open_signed(self._serializer, code, self.ttl, items=3,
+                                                 expired="handoff code has expired",
+                                                 forged="handoff code is not one this bridge issued")
         if destination != origin:
             raise BridgeError(WRONG_DESTINATION, f"handoff code was issued for {destination}, not {origin}")
         if gate and referrer_origin(referrer) != source:

@@ -25,7 +25,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -34,15 +34,13 @@ from .config import Settings
 from .errors import (
     BAD_CODE,
     BAD_TOKEN,
-    EXPIRED,
-    FORGED,
     RATE_LIMITED,
     WRONG_DESTINATION,
     WRONG_ORIGIN,
     WRONG_STATE,
     BridgeError,
 )
-from .handoff import MAX_CODE_LENGTH, is_canonical
+from .handoff import MAX_CODE_LENGTH, is_canonical, open_signed
 from .stores import Store
 
 BROWSER_SALT = "cookiebridge.resume-browser.v1"
@@ -114,12 +112,9 @@ class ResumeSigner:
         """The browser id of a token presented by `origin`, or the error to answer with."""
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH or not is_canonical(token):
             raise BridgeError(BAD_TOKEN, "'token' must be the resume token string the bridge handed to this site")
-        try:
-            browser, issued_to = self.token.loads(token, max_age=self.max_age)
-        except SignatureExpired:
-            raise BridgeError(EXPIRED, "resume token has expired: resume through the bridge again") from None
-        except (BadSignature, ValueError, TypeError):
-            raise BridgeError(FORGED, "resume token is not one this bridge issued") from None
+        browser, issued_to = open_signed(self.token, token, self.max_age, items=2,
+                                         expired="resume token has expired: resume through the bridge again",
+                                         forged="resume token is not one this bridge issued")
         if issued_to != origin:
             raise BridgeError(WRONG_ORIGIN, f"resume token was handed to {issued_to}, not {origin}")
         return str(browser)
@@ -135,14 +130,9 @@ class ResumeSigner:
         is checked last and consumes nothing: the page that started the resume may still redeem it."""
         if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_LENGTH:
             raise BridgeError(BAD_CODE, "'code' must be the resume code string from the address")
-        if not is_canonical(code):
-            raise BridgeError(FORGED, "resume code is not one this bridge issued")
-        try:
-            ident, destination, hashed_state = self.code.loads(code, max_age=self.code_ttl)
-        except SignatureExpired:
-            raise BridgeError(EXPIRED, "resume code has expired") from None
-        except (BadSignature, ValueError, TypeError):
-            raise BridgeError(FORGED, "resume code is not one this bridge issued") from None
+        ident, destination, hashed_state = open_signed(self.code, code, self.code_ttl, items=3,
+                                                       expired="resume code has expired",
+                                                       forged="resume code is not one this bridge issued")
         if destination != origin:
             raise BridgeError(WRONG_DESTINATION, f"resume code was issued for {destination}, not {origin}")
         if not isinstance(state, str) or len(state) > MAX_STATE_LENGTH or state_hash(state) != hashed_state:

@@ -204,6 +204,8 @@ def test_a_typed_url_continues_the_chat_after_one_click_on_the_bridge(
     customer.chat.wait_for_text(text)
     assert customer.chat.session_id() == session_id
     assert browser.evaluate("return cookieProvider.restoredFrom;") == "resume"
+    # What the demo page tells the person: how the chat got here.
+    assert "resume through the bridge" in browser.evaluate("return window.__demoStatus.line;")
     assert browser.evaluate("return location.hash;") == ""  # the code left the address bar
     customer.screenshot("continued", combo)
     clicks_on_b = customer.clicks - clicks_on_a

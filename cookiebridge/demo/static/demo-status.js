@@ -23,6 +23,9 @@
   function mechanismLine(detail) {
     if (detail.mechanism === 'handoff') return 'Continued from ' + siteName(detail.from) + ' (link handoff)';
     if (detail.mechanism === 'identity') return 'Continued for the signed-in customer (signed identity)';
+    if (detail.mechanism === 'resume') {
+      return 'Continued from ' + siteName(detail.from) + ' (resume through the bridge: you chose Continue)';
+    }
     return 'Continued through the bridge\'s iframe cookie (third-party cookies allowed)';
   }
 

@@ -173,7 +173,13 @@ class ChatWidget:
             fields["#cx_webchat_form_email"] = email
         self.browser.evaluate(_FILL, fields)
         self.browser.click(".cx-webchat .cx-submit")
-        self.browser.wait_for(f"{_VIEW} === 'transcript'", timeout=MESSAGE_TIMEOUT)
+        try:
+            self.browser.wait_for(f"{_VIEW} === 'transcript'", timeout=MESSAGE_TIMEOUT)
+        except TimeoutError:
+            # What the customer would see: still the form, an error, or nothing.
+            raise TimeoutError(f"no transcript {MESSAGE_TIMEOUT:g}s after the pre-chat form was submitted; "
+                               f"view now {self.browser.evaluate(f'return {_VIEW};')!r}, widget error "
+                               f"{self.error()!r}, views since arrival {self.views()}") from None
         return str(self.browser.wait_for(_ON_SESSION_DATA % "d && d.sessionId", timeout=MESSAGE_TIMEOUT))
 
     def send(self, text: str) -> None:

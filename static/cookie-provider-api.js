@@ -28,6 +28,8 @@
  *   result
  * @property {(name: string) => ?string} read this site's (first-party) cookie, raw, or null
  * @property {(error: string) => Reply} failed a failed reply, { ok: false, error }
+ * @property {string} [resumeCode] set by this script: the code (#cb-resume=CODE) this page's address came back with
+ *   from the bridge's resume page, already out of the address bar
  * @property {(path: string, body: object, until: number) => Promise<Reply>} [api] set by this script: the JSON API
  *   client, for the scripts it loads
  */
@@ -37,11 +39,12 @@
   const ACCOUNTS = ['identity', 'resume']; // where the bridge keeps a session for a token: signed identity, resume
   const scripts = {}; // file -> Promise of its entry point
 
-  // The provider found a handoff code in the fragment (#cb-handoff=CODE) and redeemed it. The code leaves the
-  // address bar now, so that it is not bookmarked or shared.
+  // The code this page's address arrived with: #cb-handoff=CODE (the provider redeemed it) or #cb-resume=CODE (for
+  // the resume script). It leaves the address bar now, so that it is not bookmarked or shared.
+  const [, kind, code] = location.hash.match(/[#&]cb-(handoff|resume)=([^&]*)/) || [];
   try {
-    if (location.hash.includes('cb-handoff=')) history.replaceState(history.state, '', location.href.split('#')[0] +
-      location.hash.replace(/([#&])cb-handoff=[^&]*&?/, '$1').replace(/[#&]$/, ''));
+    if (kind) history.replaceState(history.state, '', location.href.split('#')[0] +
+      location.hash.replace(/([#&])cb-(handoff|resume)=[^&]*&?/, '$1').replace(/[#&]$/, ''));
   } catch { /* sandboxed document: the code stays visible but is single-use */ }
 
   const reply = async (context, response) => {
@@ -103,6 +106,7 @@
   CookieProvider.api = context => {
     const { name } = context;
     context.api = (path, body, until) => api(context, path, body, until);
+    if (kind == 'resume') context.resumeCode = code;
     follow(context);
     resumeFor(context);
     if (context.read(name) !== null) linksFor(context);

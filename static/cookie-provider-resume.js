@@ -17,14 +17,7 @@
   // This site's storage: the token (localStorage, per cookie name), the state and "open the chat when back"
   // (sessionStorage: this tab, this trip).
   const TOKEN = 'cookiebridge.resume.', STATE = 'cookiebridge.resume.state', OPEN = 'cookiebridge.resume.open';
-  const [, code] = location.hash.match(/[#&]cb-resume=([^&]*)/) || [];
   let answer; // the bridge's answer to this page's code, for every provider on the page
-
-  // The code leaves the address bar now, so that it is not bookmarked or shared.
-  try {
-    if (code !== undefined) history.replaceState(history.state, '', location.href.split('#')[0] +
-      location.hash.replace(/([#&])cb-resume=[^&]*&?/, '$1').replace(/[#&]$/, ''));
-  } catch { /* sandboxed document: the code stays visible but is single-use */ }
 
   // Web storage throws where the browser blocks it: then there is no resume, and nothing else changes.
   const storage = (area, key, value) => {
@@ -39,7 +32,7 @@
 
   /** @param {ProviderContext} context */
   CookieProvider.resume = context => {
-    const { name, p: provider } = context, token = () => storage('localStorage', TOKEN + name);
+    const { name, p: provider, resumeCode: code } = context, token = () => storage('localStorage', TOKEN + name);
     // Whether the iframe's cookie is shared by the sites; the bus plugin; this page's code, answered; whether to open
     // the chat once widgets-core has started (unknown until this page's code is answered; a WebChat command before
     // that loads the plugin too early). The widget restores a continued chat before it opens it.

@@ -23,7 +23,7 @@
   // site. The first provider sends it to the bridge as soon as it knows the bridge, reads the answer and writes the
   // cookie: arriving costs one round trip after this script. The bridge redeems a code only for a page
   // whose referrer is the site that issued it, so a planted link (mailed, typed, or on a foreign page) restores
-  // nothing.
+  // nothing. cookie-provider-api.min.js takes the code out of the address bar.
   const [, code] = location.hash.match(/[#&]cb-handoff=([^&]*)/) || [];
 
   const warn = message => console.warn('cookiebridge: ' + message);
@@ -102,7 +102,7 @@
       const p = this, timeout = o.timeout > 0 ? +o.timeout : 3000;
       let channel, url, mechanisms, domain = o.cookieDomain;
       name += '';
-      const store = (raw, maxAge) => write(name, raw, maxAge, domain = domain != null ? domain : registrable(location.hostname.split('.')));
+      const store = (raw, maxAge) => write(name, raw, maxAge, domain ??= registrable(location.hostname.split('.')));
       const info = () => channel?.info || {};
       const request = async (r, until = Date.now() + timeout) => channel?.call(r, until) || failed('no-bridge');
       const fail = (operation, error, result) => {
@@ -130,11 +130,13 @@
 
       try {
         url = new URL(iframeUrl, location);
-        channel = channels[url] || (channels[url] = openChannel(url.href));
-        // A CORS "simple" request (no preflight), without credentials since the bridge is another origin.
+        // A CORS "simple" request (no preflight), without credentials since the bridge is another origin. It goes
+        // out before the iframe is made, and the cookie's domain is probed while it travels: both take time.
         arrival ||= code && fetch(new URL('api/v1/handoff/redeem', url),
           { method: 'POST', body: JSON.stringify({ code, referrer: document.referrer }) })
           .then(r => r.json()).catch(() => failed('unreachable'));
+        if (arrival) domain ??= registrable(location.hostname.split('.'));
+        channel = channels[url] ||= openChannel(url.href);
       } catch {
         warn('bad IFRAME_URL ' + iframeUrl);
       }

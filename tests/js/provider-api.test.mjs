@@ -8,12 +8,15 @@ import vm from 'node:vm';
 const SOURCE = readFileSync(new URL('../../static/cookie-provider-api.js', import.meta.url), 'utf8');
 const HERE = 'https://www.domain-a.test', BRIDGE = 'https://bridge.test';
 
-// A page that loaded the API script; `answers` maps an API path to the JSON the bridge gives.
-function loadPage({ cookie = '', answers = {}, resume } = {}) {
+// A page that loaded the API script; `answers` maps an API path to the JSON the bridge gives, `hash` is the page's
+// fragment.
+function loadPage({ cookie = '', answers = {}, resume, hash = '' } = {}) {
   const requests = [], ticks = [], appended = [];
   const page = { cookie };
+  const location = new URL(HERE + '/page?q=1' + hash);
   const window = {
-    CookieProvider: {}, location: new URL(HERE + '/page'), history: {}, URL, AbortSignal, setTimeout, JSON,
+    CookieProvider: {}, location, URL, AbortSignal, setTimeout, JSON,
+    history: { state: null, replaceState: (state, title, url) => location.href = new URL(url, location).href },
     document: { get cookie() { return page.cookie; }, createElement: () => ({}), head: { append: s => { appended.push(s); setTimeout(() => s.onload()); } } },
     setInterval: tick => ticks.push(tick), addEventListener() {}, dispatchEvent() {},
     fetch: async (url, init) => {
@@ -91,4 +94,20 @@ test('without the resume option no resume token is used, even if one is stored',
   const mechanisms = window.CookieProvider.api(context(page));
   assert.equal(await mechanisms.identity(Date.now() + 1000), undefined);
   assert.deepEqual(requests, []);
+});
+
+test('a code leaves the address bar as the script runs; a resume code is handed to the resume script', () => {
+  for (const [hash, left, resumeCode] of [
+    ['#cb-handoff=C1', HERE + '/page?q=1', undefined],
+    ['#reviews&cb-handoff=C1', HERE + '/page?q=1#reviews', undefined],
+    ['#cb-handoff=C1&tab=2', HERE + '/page?q=1#tab=2', undefined],
+    ['#cb-resume=R1', HERE + '/page?q=1', 'R1'],
+    ['#reviews', HERE + '/page?q=1#reviews', undefined],
+  ]) {
+    const { window, page } = loadPage({ hash });
+    const provider = context(page);
+    window.CookieProvider.api(provider);
+    assert.equal(window.location.href, left, hash);
+    assert.equal(provider.resumeCode, resumeCode, hash);
+  }
 });

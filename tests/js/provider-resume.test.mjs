@@ -16,16 +16,16 @@ class Storage {
   removeItem(key) { this.items.delete(key); }
 }
 
-// A page of domain-b; `hash` is its fragment, `shared` what the iframe's cookie test says, `answer` the bridge's
+// A page of domain-b; `code` the resume code its address came back with (cookie-provider-api.js hands it over),
+// `shared` what the iframe's cookie test says, `answer` the bridge's
 // answer to resume/redeem.
-function loadPage({ hash = '', shared = false, cookie = null, resumeOn = true, answer } = {}) {
+function loadPage({ code, shared = false, cookie = null, resumeOn = true, answer } = {}) {
   const ticks = [], assigned = [], commands = [], hooks = {}, api = [];
-  const location = new URL(HERE + '/page' + hash);
+  const location = new URL(HERE + '/page');
   location.assign = href => assigned.push(String(href));
   const plugin = { before: (command, hook) => hooks[command] = hook, command: name => commands.push(name) };
   const window = {
     CookieProvider: {}, location, URL, URLSearchParams, TextEncoder, Uint8Array, String, btoa, crypto: webcrypto,
-    history: { replaceState: (state, title, url) => location.hash = new URL(url).hash },
     localStorage: new Storage(), sessionStorage: new Storage(),
     setInterval: tick => ticks.push(tick) && ticks.length, clearInterval: () => ticks.splice(0),
     CXBus: { registerPlugin: () => plugin }, _genesys: { widgets: { bus: {} } },
@@ -33,7 +33,7 @@ function loadPage({ hash = '', shared = false, cookie = null, resumeOn = true, a
   window.window = window;
   vm.runInContext(SOURCE, vm.createContext(window));
   const resume = window.CookieProvider.resume({
-    p: { request: async () => ({ ok: true, value: shared }) }, o: { resume: true }, name: 'session',
+    p: { request: async () => ({ ok: true, value: shared }) }, o: { resume: true }, name: 'session', resumeCode: code,
     url: new URL(BRIDGE + '/iframe.html'), timeout: 1000, info: () => ({ resume: resumeOn }),
     read: () => cookie, failed: error => ({ ok: false, error }),
     api: async (path, body) => { api.push([path, JSON.parse(JSON.stringify(body))]); return answer; },
@@ -75,10 +75,9 @@ test('the open goes ahead when the iframe cookie is shared, a session or a token
   assert.deepEqual(page.hooks['WebChat.open']({}), {});
 });
 
-test('back with a code: redeemed with the kept state, the token kept, the code out of the address bar', async () => {
-  const page = loadPage({ hash: '#cb-resume=CODE',
+test('back with a code: redeemed with the kept state, the token kept', async () => {
+  const page = loadPage({ code: 'CODE',
                           answer: { ok: true, value: { name: 'session', value: 'v1', from: 'https://www.domain-a.test', token: 'T' } } });
-  assert.equal(page.location.hash, '');
   page.window.sessionStorage.setItem('cookiebridge.resume.state', 'S');
   const reply = await page.resume.arrive(Date.now() + 1000);
   assert.deepEqual(JSON.parse(JSON.stringify(reply)), { ok: true, value: 'v1', from: 'https://www.domain-a.test', via: 'resume' });
@@ -88,7 +87,7 @@ test('back with a code: redeemed with the kept state, the token kept, the code o
 });
 
 test('back without a session (Start new, or nothing held): the chat the customer asked for opens', async () => {
-  const page = loadPage({ hash: '#cb-resume=CODE',
+  const page = loadPage({ code: 'CODE',
                           answer: { ok: true, value: { name: 'session', value: null, from: null, token: 'T' } } });
   page.window.sessionStorage.setItem('cookiebridge.resume.open', '1');
   assert.equal(await page.resume.arrive(Date.now() + 1000), undefined);
@@ -99,7 +98,7 @@ test('back without a session (Start new, or nothing held): the chat the customer
 });
 
 test('a refused code (another tab, replayed) restores nothing, keeps no token and opens nothing', async () => {
-  const page = loadPage({ hash: '#cb-resume=CODE', answer: { ok: false, error: 'wrong-state' } });
+  const page = loadPage({ code: 'CODE', answer: { ok: false, error: 'wrong-state' } });
   page.window.sessionStorage.setItem('cookiebridge.resume.open', '1');
   assert.deepEqual(JSON.parse(JSON.stringify(await page.resume.arrive(Date.now() + 1000))), { ok: false, error: 'wrong-state' });
   assert.equal(page.resume.token(), null);

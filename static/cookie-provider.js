@@ -10,7 +10,8 @@
 // What else uses the bridge's JSON API (keeping it in step with the widget's cookie, signed identity, links that
 // carry the chat, resume) lives in cookie-provider-api.min.js and the scripts it loads. This script loads it
 // (pinned by SRI) only on pages that can use it: one with a chat session (there from the start, restored, or
-// saved), an identity or the resume option, and one that arrived with a handoff code, once the code is answered.
+// saved), an identity or the resume option, and one that arrived with a handoff code, once loadCookie() is done
+// with the code.
 // Every other page view costs this file and the iframe.
 (() => {
   if (window.CookieProvider?.cookiebridge) return; // loaded twice: keep the first
@@ -166,6 +167,7 @@
             }
             if (r?.error) fail(mechanism, r.error);
           }
+          if (arrival) load(); // the API script takes the refused code out of the address bar
           return null;
         },
 
@@ -222,10 +224,10 @@
           return enabled;
         },
       });
-      // A page that arrived with a code loads the API script once the code is answered: until then it would take
-      // bandwidth and the bridge's attention from the one request that restores the chat.
+      // A page that arrived with a code loads the API script only once loadCookie() is done with the code: until
+      // then it would take bandwidth and the bridge's attention from the one request that restores the chat, and in
+      // Chromium slow down the cookie's write.
       if (o.identity || o.resume || read(name) !== null) load();
-      if (arrival) arrival.then(() => load());
     }
   }
 

@@ -35,3 +35,54 @@ test('loading the script twice keeps the first CookieProvider', () => {
   vm.runInContext(SOURCE, context);
   assert.equal(window.CookieProvider, first);
 });
+
+// A page of domain-b that arrived with `hash`; the bridge answers the redeem with `answer`. Returns the page and
+// what it did, in order: requests to the bridge, elements appended, cookies written.
+function arriving(hash, answer) {
+  const { window, jar, context } = page('www.domain-b.test'), events = [], document = window.document;
+  const cookie = Object.getOwnPropertyDescriptor(document, 'cookie');
+  Object.defineProperty(document, 'cookie', {
+    get: cookie.get, set: line => { if (!line.startsWith('__cb=')) events.push('cookie ' + line.split(';')[0]); cookie.set(line); },
+  });
+  Object.assign(document, {
+    referrer: 'https://www.domain-a.test/',
+    createElement: tagName => ({ tagName, style: {} }),
+    documentElement: { append: element => events.push('append ' + element.tagName) },
+    head: { append: element => events.push('load ' + String(element.src)) },
+  });
+  Object.assign(window.location, { hash, href: 'https://www.domain-b.test/' + hash, toString() { return this.href; } });
+  Object.assign(window, {
+    URL, setTimeout,
+    MessageChannel: class { constructor() { this.port1 = { postMessage() {} }; this.port2 = {}; } },
+    fetch: async (url, init) => {
+      events.push('fetch ' + String(url) + ' ' + init.body);
+      return { json: async () => answer };
+    },
+  });
+  vm.runInContext(SOURCE, context);
+  const provider = new window.CookieProvider('session', 'https://bridge.test/iframe.html', { timeout: 50 });
+  return { provider, events, jar };
+}
+
+test('arriving with a handoff code: the redeem goes out first, and the API script only after the cookie is written', async () => {
+  const { provider, events, jar } = arriving('#cb-handoff=C1',
+    { name: 'session', value: 'v1', from: 'https://www.domain-a.test' });
+  assert.equal(await provider.loadCookie(), 'v1');
+  assert.equal(provider.restoredFrom, 'handoff');
+  assert.deepEqual(jar, new Map([['session|domain-b.test', 'v1']])); // the registrable domain, as Genesys Widgets write it
+  assert.deepEqual(events.slice(0, 2), [
+    'fetch https://bridge.test/api/v1/handoff/redeem {"code":"C1","referrer":"https://www.domain-a.test/"}',
+    'append iframe',
+  ]);
+  const written = events.indexOf('cookie session=v1'), api = events.findIndex(e => e.startsWith('load '));
+  assert.ok(written > 0 && api > written, events.join('\n'));
+  assert.match(events[api], /^load https:\/\/bridge\.test\/cookie-provider-api\./);
+});
+
+test('arriving with a refused code restores nothing, and still loads the API script that takes the code away', async () => {
+  const { provider, events } = arriving('#cb-handoff=PLANTED', { error: 'untrusted-referrer' });
+  assert.equal(await provider.loadCookie(), null);
+  assert.equal(provider.restoredFrom, undefined);
+  assert.ok(events.some(e => e.startsWith('load https://bridge.test/cookie-provider-api.')), events.join('\n'));
+  assert.ok(!events.some(e => e.startsWith('cookie session=')), events.join('\n'));
+});

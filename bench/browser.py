@@ -63,8 +63,22 @@ from testsupport import BridgeProcess, ServerThread, free_port  # noqa: E402
 
 COOKIE = "customer-defined-session-cookie"
 SECRET = "browser-bench-secret-0123456789"
+# First in both pages' <head>: when the redeem's fetch() resolves on the page (its answer reached the main thread),
+# and the main thread's long tasks (> 50 ms; Chromium reports them).
+PROBES = """<script>window.__marks = {{ long: [] }}; (function () {{
+  var f = window.fetch;
+  window.fetch = function (url) {{
+    var p = f.apply(this, arguments);
+    if (String(url).indexOf('/handoff/redeem') > 0) p.then(function () {{ window.__marks.resolved = performance.now(); }});
+    return p;
+  }};
+  if ((PerformanceObserver.supportedEntryTypes || []).indexOf('longtask') >= 0) new PerformanceObserver(function (list) {{
+    list.getEntries().forEach(function (e) {{ window.__marks.long.push([e.startTime, e.duration]); }});
+  }}).observe({{ type: 'longtask', buffered: true }});
+}})();</script>"""
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cookiebridge bench: {site}</title>
+""" + PROBES + """
 <script>window.__ran = []; document.addEventListener('load', function (e) {{ // a script's load event: it has run
   if (e.target.tagName == 'SCRIPT') window.__ran.push([e.target.src, performance.now()]);
 }}, true);</script>
@@ -97,6 +111,7 @@ VARIANTS: dict[str, str] = {
 # The floor of arrival: nothing but the one request the provider must make, inline at the provider's place.
 FLOOR_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cookiebridge bench floor: {site}</title>
+""" + PROBES + """
 <script>
 window.__bench = {{}};
 (function () {{
@@ -248,6 +263,13 @@ def run_once(sessions: Sessions, engine: str, policy: str, path: str, site_a: st
         session.wait_for(f"location.origin === {site_b!r} && {LOADED}", timeout=15)
         result = session.evaluate("return window.__bench;")
         resources = session.evaluate(RESOURCES, log.bridge)
+        marks = session.evaluate("return window.__marks;") or {}
+        redeems = [entry for entry in resources if entry[0].endswith("/handoff/redeem")]
+        if redeems and marks.get("resolved") is not None:
+            # Answer in (responseEnd) -> fetch() resolved on the page -> the cookie; long tasks meanwhile.
+            end, resolved, at = redeems[0][2], marks["resolved"], float(result["at"])
+            busy = sum(duration for start, duration in marks.get("long", []) if start < at and start + duration > end)
+            resources.append(["gap", end, resolved, at, busy])
         requests = log.since(mark)
     if result["value"] != value or result["via"] != path:
         raise RuntimeError(f"{engine}/{policy} {path} {variant}: restored {result!r}, expected {value!r} via {path}")
@@ -329,6 +351,10 @@ def timeline(runs: list[list]) -> str:
         ran = [entry[3] for found in entries for entry in found if entry[3] is not None]
         parts.append(f"{kind} {median([e[1] for e in firsts]):.0f}-{median([e[2] for e in firsts]):.0f}"
                      + (f" x{most}" if most > 1 else "") + (f" ran {median(ran):.0f}" if ran else ""))
+    gaps = [entry for resources in runs for entry in resources if entry[0] == "gap"]
+    if gaps:
+        parts.append(f"answer in -> fetch resolved {median([g[2] - g[1] for g in gaps]):.1f}, -> cookie "
+                     f"{median([g[3] - g[2] for g in gaps]):.1f} (long tasks meanwhile {median([g[4] for g in gaps]):.0f})")
     return ", ".join(parts) or "no entries"
 
 

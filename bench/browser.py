@@ -75,6 +75,10 @@ PROBES = """<script>window.__marks = {{ long: [] }}; (function () {{
   if ((PerformanceObserver.supportedEntryTypes || []).indexOf('longtask') >= 0) new PerformanceObserver(function (list) {{
     list.getEntries().forEach(function (e) {{ window.__marks.long.push([e.startTime, e.duration]); }});
   }}).observe({{ type: 'longtask', buffered: true }});
+  document.addEventListener('DOMContentLoaded', function () {{ window.__marks.dcl = performance.now(); }});
+  document.addEventListener('load', function (e) {{ // the provider's hidden iframe has loaded
+    if (e.target.tagName == 'IFRAME') window.__marks.frame = performance.now();
+  }}, true);
 }})();</script>"""
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cookiebridge bench: {site}</title>
@@ -269,7 +273,9 @@ def run_once(sessions: Sessions, engine: str, policy: str, path: str, site_a: st
             # Answer in (responseEnd) -> fetch() resolved on the page -> the cookie; long tasks meanwhile.
             end, resolved, at = redeems[0][2], marks["resolved"], float(result["at"])
             busy = sum(duration for start, duration in marks.get("long", []) if start < at and start + duration > end)
-            resources.append(["gap", end, resolved, at, busy])
+            # Other main-thread events, relative to fetch() resolving: DOMContentLoaded, the iframe's load event.
+            after = [marks[key] - resolved if marks.get(key) is not None else None for key in ("dcl", "frame")]
+            resources.append(["gap", end, resolved, at, busy, *after])
         requests = log.since(mark)
     if result["value"] != value or result["via"] != path:
         raise RuntimeError(f"{engine}/{policy} {path} {variant}: restored {result!r}, expected {value!r} via {path}")
@@ -355,6 +361,10 @@ def timeline(runs: list[list]) -> str:
     if gaps:
         parts.append(f"answer in -> fetch resolved {median([g[2] - g[1] for g in gaps]):.1f}, -> cookie "
                      f"{median([g[3] - g[2] for g in gaps]):.1f} (long tasks meanwhile {median([g[4] for g in gaps]):.0f})")
+        for index, event in ((5, "DOMContentLoaded"), (6, "iframe load")):
+            seen = [g[index] for g in gaps if g[index] is not None]
+            if seen:
+                parts.append(f"{event} at fetch resolved {median(seen):+.1f}")
     return ", ".join(parts) or "no entries"
 
 

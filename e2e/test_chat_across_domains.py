@@ -98,7 +98,7 @@ def assert_restored(browser: Session, session_id: str | None = None) -> ChatWidg
 def test_following_a_link_keeps_the_chat(request, browser: Session, topology: Topology, page: str) -> None:
     session = start_chat(browser, topology.site_a + PAGES[page])
     follow_link(browser, "#to-other-site", topology.site_b)
-    # The code leaves the address bar once it is answered (the API script that takes it out loads after the answer).
+    # The code leaves the address bar a moment later: the API script that takes it out loads after the restore.
     browser.wait_for("!location.href.includes('cb-handoff')", timeout=5)
     assert_restored(browser, session)
     source = browser.evaluate(f"return {PROVIDER[page]}.restoredFrom;")

@@ -225,8 +225,7 @@
         },
       });
       // A page that arrived with a code loads the API script only once loadCookie() is done with the code: until
-      // then it would take bandwidth and the bridge's attention from the one request that restores the chat, and in
-      // Chromium slow down the cookie's write.
+      // then it would take bandwidth and the bridge's attention from the one request that restores the chat.
       if (o.identity || o.resume || read(name) !== null) load();
     }
   }

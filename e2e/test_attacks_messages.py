@@ -96,7 +96,7 @@ def test_fuzzed_messages(request, browser: Session, lab: Lab, parent: str) -> No
     untrusted parent: the same messages, not one answer (the hello is refused, so nothing on the port either)."""
     seed = 20260107 + (1 if parent == "untrusted" else 0)
     browser.goto(lab.harness(lab.site_a if parent == "trusted" else lab.evil))
-    result = browser.evaluate(script("fuzz.js"), COOKIE, lab.probe, FUZZ_MESSAGES, seed)
+    result = browser.evaluate(script("fuzz.js"), COOKIE, lab.probe, FUZZ_MESSAGES, seed, parent == "trusted")
     probe = result["probe"]
     assert result["sent"] >= FUZZ_MESSAGES - 50  # a few (e.g. Symbols) cannot be cloned at all
     # Every message sent counts twice in the iframe: the plain one and the session's hello.

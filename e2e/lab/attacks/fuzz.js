@@ -1,6 +1,7 @@
-// Evaluated by the test in the page (args: cookie name, probe URL, message count, seed): seeded random messages
-// to a probe iframe; returns what was sent, what came back and the probe's report.
-const [name, probeUrl, count, seed] = args;
+// Evaluated by the test in the page (args: cookie name, probe URL, message count, seed, whether this page is a
+// trusted parent): seeded random messages to a probe iframe; returns what was sent, what came back and the probe's
+// report.
+const [name, probeUrl, count, seed, trusted] = args;
 let state = seed >>> 0;
 const rnd = () => { state = (state * 1664525 + 1013904223) >>> 0; return state / 4294967296; };
 const pick = (list) => list[Math.floor(rnd() * list.length)];
@@ -46,14 +47,19 @@ messages.forEach((m, i) => {
   if (!hello) requests++;
   expected.set(id, hello ? (m.cookiebridge === 1 ? 1 : 0) : 1);
 });
-await lab.sleep(2000);
+// A trusted parent waits until every due answer is in (a loaded machine takes longer than a quiet one); then both
+// wait a while longer, for answers that must not come (a second reply, or any reply to an untrusted parent).
+const due = [...expected.values()].reduce((a, b) => a + b, 0);
+const onPorts = () => lab.replies(bridge).filter(r => r.origin === 'port').length;
+for (const deadline = Date.now() + 20000; trusted && onPorts() < due && Date.now() < deadline;) await lab.sleep(100);
+await lab.sleep(trusted ? 1000 : 2000);
 const all = lab.replies(bridge), answers = all.filter(r => r.origin === 'port').map(r => r.data);
 const answered = new Map();
 for (const r of answers) answered.set(r.id, (answered.get(r.id) || 0) + 1);
 const mismatched = [...new Set([...expected.keys(), ...answered.keys()])]
   .filter(id => (expected.get(id) || 0) !== (answered.get(id) || 0)).map(id => JSON.stringify(id));
 const documented = ['unknown-operation', 'name-not-allowed', 'bad-value', 'too-large', 'not-stored', 'failed'];
-return { sent, requests, valid: [...expected.values()].reduce((a, b) => a + b, 0), answered: answers.length, mismatched,
+return { sent, requests, valid: due, answered: answers.length, mismatched,
          malformed: answers.filter(r => typeof r.ok !== 'boolean' || (r.ok ? !('value' in r) : typeof r.error !== 'string'))
            .map(r => JSON.stringify(r)).slice(0, 10),
          errors: [...new Set(answers.filter(r => r.ok === false).map(r => r.error))],

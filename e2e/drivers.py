@@ -300,12 +300,27 @@ def _poll(evaluate: Callable[[str], Any], expression: str, timeout: float) -> An
 # prediction comes from the default action of the click (a link) or of a resulting submit (a form).
 _ARM_CLICK = """
 const state = window.__cookiebridgeDriver || (window.__cookiebridgeDriver = {});
-Object.assign(state, {mark: arg, click: null, submit: null});
+Object.assign(state, {mark: arg, click: null, submit: null, clicked: null});
 if (!state.listening) {
   state.listening = true;
   addEventListener("click", (event) => { state.click = event; });
+  addEventListener("click", (event) => { state.clicked = event.target; }, true);  // before any page listener
   addEventListener("submit", (event) => { state.submit = event; });
 }
+"""
+# WebKit's click: where the element is now (null: not there), to wait until it holds still; the element is kept.
+_RECT = """
+const e = document.querySelector(arg), state = window.__cookiebridgeDriver;
+if (state) state.intended = e;
+const r = e && e.getBoundingClientRect();
+return r ? [r.x, r.y, r.width, r.height].join() : null;
+"""
+# WebKit's click: whether the click that was just dispatched reached the element. True too when there is nothing
+# left to tell (another document), and when the page changed the element (a click may re-render it): only a click
+# that missed an element which is still there, unchanged, is made again.
+_CLICK_LANDED = """
+const state = window.__cookiebridgeDriver, e = state && state.intended;
+return !e || !e.isConnected || document.querySelector(arg) !== e || !!(state.clicked && e.contains(state.clicked));
 """
 # Read after the click has been dispatched, when every listener has had its say on defaultPrevented.
 _CLICK_OUTCOME = """
@@ -683,7 +698,20 @@ class WebKitSession(_SessionBase):
     def _click_element(self, selector: str) -> None:
         from selenium.webdriver.common.by import By
 
-        self._driver.find_element(By.CSS_SELECTOR, selector).click()
+        # WebKitWebDriver clicks at the element's centre as it was a moment before: when page script moves it in
+        # between (a status box above it filled in), the click lands elsewhere. As Playwright does, wait until the
+        # element holds still; and click once more if the click still reached something else.
+        for _ in range(2):
+            deadline, last = time.monotonic() + 3, None
+            while (rect := self._script(_RECT, selector)) != last and time.monotonic() < deadline:
+                last = rect
+                time.sleep(0.1)
+            self._driver.find_element(By.CSS_SELECTOR, selector).click()
+            try:
+                if self._script(_CLICK_LANDED, selector):
+                    return
+            except Exception:  # the click started a navigation: the old document is going away
+                return
 
     def url(self) -> str:
         return str(self._driver.current_url)

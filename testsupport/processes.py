@@ -56,10 +56,23 @@ class BridgeProcess:
                                         start_new_session=True)
         try:
             wait_until_healthy(self.url, self.process)
+            self._wait_until_bound()
         except Exception:
             self.stop()
             raise RuntimeError(f"{' '.join(self.args)} did not start:\n{self.log()}") from None
         return self
+
+    def _wait_until_bound(self, timeout: float = 20.0) -> None:
+        # /healthz may have been answered by another process that took the port first (free_port only knows it was
+        # free a moment ago); ours says that it listens only once it has bound the port, before it answers anything.
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while not ("listening on" in (log := self.log()) and f":{self.port}/" in log):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"cookiebridge serve exited with status {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cookiebridge serve did not say it listens on port {self.port} within {timeout} s")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

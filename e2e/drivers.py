@@ -144,6 +144,14 @@ class Session(Protocol):
         """
         ...
 
+    def follow(self, selector: str, origin: str) -> None:
+        """Click a link to another site and return once `origin`'s document has loaded.
+
+        The page may hold the click (the provider waits for a handoff code, up to its timeout) and then navigate
+        itself, so this waits for the other site's document, not for the click's own navigation.
+        """
+        ...
+
     def wait_for(self, expression: str, timeout: float = 10.0) -> Any:
         """Poll the JS expression until it is truthy and return its value.
 
@@ -352,6 +360,13 @@ class _SessionBase:
 
     def wait_for(self, expression: str, timeout: float = 10.0) -> Any:
         return _poll(self.evaluate, expression, timeout)
+
+    def follow(self, selector: str, origin: str) -> None:
+        self.click(selector)
+        try:
+            self.wait_for(f"location.origin === {origin!r} && document.readyState === 'complete'", PAGE_LOAD_TIMEOUT)
+        except TimeoutError:
+            raise TimeoutError(f"clicking {selector!r} did not bring {origin} up: still at {self.url()}") from None
 
     def click(self, selector: str) -> None:
         mark = f"click-{next(self._clicks)}"

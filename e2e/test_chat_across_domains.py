@@ -51,13 +51,6 @@ def start_chat(browser: Session, url: str) -> str:
     return session_id
 
 
-def follow_link(browser: Session, selector: str, origin: str) -> None:
-    """Click a link to another site. The provider may hold the click until its handoff code arrives and then
-    navigate itself, so wait for the other site's document rather than for the click's own navigation."""
-    browser.click(selector)
-    browser.wait_for(f"location.origin === {origin!r} && document.readyState === 'complete'")
-
-
 def click_through(browser: Session, href: str, origin: str) -> None:
     """Follow `href` by clicking a link to it on the current page, as a customer does (a typed URL has no referrer,
     and the bridge redeems a handoff code only on a page that came from the site that issued it)."""
@@ -65,7 +58,7 @@ def click_through(browser: Session, href: str, origin: str) -> None:
         const link = Object.assign(document.createElement('a'), {id: 'cb-test-link', href: args[0], textContent: 'go'});
         document.body.prepend(link);
         return true;""", href)
-    follow_link(browser, "#cb-test-link", origin)
+    browser.follow("#cb-test-link", origin)
 
 
 def arrive(browser: Session) -> tuple[ChatWidget, str]:
@@ -97,7 +90,7 @@ def assert_restored(browser: Session, session_id: str | None = None) -> ChatWidg
 )
 def test_following_a_link_keeps_the_chat(request, browser: Session, topology: Topology, page: str) -> None:
     session = start_chat(browser, topology.site_a + PAGES[page])
-    follow_link(browser, "#to-other-site", topology.site_b)
+    browser.follow("#to-other-site", topology.site_b)
     # The code leaves the address bar a moment later: the API script that takes it out loads after the restore.
     browser.wait_for("!location.href.includes('cb-handoff')", timeout=5)
     assert_restored(browser, session)
@@ -168,7 +161,7 @@ def test_an_ended_chat_is_not_restored(request, browser: Session, topology: Topo
     else:
         chat.end()
     forgotten(browser, PROVIDER[page])
-    follow_link(browser, "#to-other-site", topology.site_b)
+    browser.follow("#to-other-site", topology.site_b)
     chat, view = arrive(browser)
     assert view == FORM and chat.error() is None  # a fresh chat, and no "session lost" error
     browser.goto(topology.site_b + PAGES[page])
@@ -197,7 +190,7 @@ def test_untrusted_origins_learn_nothing(request, browser: Session, topology: To
     # The attacker's 'set' and 'remove' changed nothing: B still restores the real session.
     browser.goto(topology.site_a + PAGES["guide"])
     assert arrive(browser)[1] == TRANSCRIPT
-    follow_link(browser, "#to-other-site", topology.site_b)
+    browser.follow("#to-other-site", topology.site_b)
     assert_restored(browser, session)
     observe(request.node, f"{tried} attacks, no reply, no data")
 
@@ -322,7 +315,7 @@ def test_one_session_cookie_on_hostnames(request, browser: Session, named_topolo
     """On a hostname the real widget writes the guide's cookie with Domain=.<registrable domain>; the provider
     writes its restored copy there too, so B never holds two cookies of one name (the widget would read the older)."""
     session = start_chat(browser, named_topology.site_a + PAGES["extension"])
-    follow_link(browser, "#to-other-site", named_topology.site_b)
+    browser.follow("#to-other-site", named_topology.site_b)
     chat = assert_restored(browser, session)
     cookies = browser.evaluate(SESSION_COOKIES)
     assert len(cookies) == 1, cookies

@@ -55,12 +55,6 @@ def third_party_cookies(combo: tuple[str, str]) -> bool:
     return combo[1] == "third-party-allowed"
 
 
-def follow_link(browser: Session, origin: str) -> None:
-    """Click the page's link to the other site; the provider may navigate itself once its handoff code is back."""
-    browser.click("#to-other-site")
-    browser.wait_for(f"location.origin === {origin!r} && document.readyState === 'complete'")
-
-
 def no_page_errors(browser: Session) -> None:
     assert browser.evaluate("return window.__cbErrors;") == []
 
@@ -108,7 +102,7 @@ def seen_with(sites: Sites, text: str) -> str:
 @widgets("link A→B keeps the chat, through the widget's DOM")
 def test_following_a_link_keeps_the_chat(request, sites: Sites, browser: Session) -> None:
     chat, session_id, text = chatting_on_a(browser, sites)
-    follow_link(browser, sites.site_b)
+    browser.follow("#to-other-site", sites.site_b)
     assert_kept(chat, session_id, text)
     assert browser.evaluate("return cookieProvider.restoredFrom;") == "handoff"
     no_page_errors(browser)
@@ -157,7 +151,7 @@ def ended_chat_is_not_restored(request, sites: Sites, browser: Session, combo: t
         wait_saved_in_iframe(browser, "cookieProvider")
     end_by(how, chat, session_id)
     browser.wait_for(FORGOTTEN, timeout=FORGET_TIMEOUT)
-    follow_link(browser, sites.site_b)
+    browser.follow("#to-other-site", sites.site_b)
     assert_fresh(chat)
     no_page_errors(browser)
     browser.goto(sites.site_b + page)
@@ -230,7 +224,7 @@ def test_one_session_cookie_on_hostnames(request, named_sites: Sites, browser: S
     """After a restore on www.domain-b.test there is exactly one cookie of the session name, the widget's own view
     of the session is that cookie's, and removeCookie() leaves none (host-only or domain, whichever existed)."""
     chat, session_id, text = chatting_on_a(browser, named_sites)
-    follow_link(browser, named_sites.site_b)
+    browser.follow("#to-other-site", named_sites.site_b)
     assert_kept(chat, session_id, text)
     tokens = browser.evaluate(SESSION_COOKIES)
     assert len(tokens) == 1, f"{len(tokens)} cookies named {COOKIE} on B"

@@ -203,8 +203,7 @@ def test_an_ended_chat_is_removed_from_the_bridge(request, browser: Session, top
     browser.wait_for("window.__removals.some(r => r.byFinalizer)")
     assert browser.evaluate("return (await Promise.all(window.__removals.map(r => r.removal))).every(ok => ok);")
     assert browser.evaluate("return (await cookieProvider.request({ op: 'get', name: cookieProvider.name })).value;") is None
-    browser.click("#to-other-site")
-    browser.wait_for(f"location.origin === {topology.site_b!r} && document.readyState === 'complete'")
+    browser.follow("#to-other-site", topology.site_b)
     for arrival in ("link", "typed URL"):
         if arrival == "typed URL":
             browser.goto(topology.site_b + "/finalizer.html")

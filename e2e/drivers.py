@@ -715,15 +715,21 @@ class WebKitSession(_SessionBase):
 
         # WebKitWebDriver clicks at the element's centre as it was a moment before: when page script moves it in
         # between (a status box above it filled in), the click lands elsewhere. As Playwright does, wait until the
-        # element holds still; and click once more if the click still reached something else.
+        # element holds still; and click once more if, a second later, the click has still reached something else
+        # (the click event may come after WebDriver's answer: clicking again at once would click twice).
         for _ in range(2):
             deadline, last = time.monotonic() + 3, None
             while (rect := self._script(_RECT, selector)) != last and time.monotonic() < deadline:
                 last = rect
                 time.sleep(0.1)
             self._driver.find_element(By.CSS_SELECTOR, selector).click()
+            deadline = time.monotonic() + 1
             try:
-                if self._script(_CLICK_LANDED, selector):
+                while not self._script(_CLICK_LANDED, selector):
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(POLL_INTERVAL)
+                else:
                     return
             except Exception:  # the click started a navigation: the old document is going away
                 return

@@ -181,7 +181,7 @@ def real_widget_sites(certs: Certs, tmp_path_factory: pytest.TempPathFactory) ->
                     "(or widgets.min.js)")
     work = tmp_path_factory.mktemp("real-widget")
     served = _real_widgets_dir(Path(folder).expanduser().resolve(), work)
-    port, named_port = free_port("127.0.0.2"), free_port("127.0.0.2")
+    port, named_port = free_port(), free_port()
     site_a, site_b = f"https://127.0.0.2:{port}", f"https://127.0.0.3:{port}"
     try:
         drivers.check_hostnames()  # the named sites below need them
@@ -286,7 +286,7 @@ def named_topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> It
             pytest.fail(f"{missing} (CI runs the hostname tests)")
         pytest.skip(str(missing))
     work = tmp_path_factory.mktemp("named-topology")
-    site_port = free_port("127.0.0.2")
+    site_port = free_port()
     site_a, site_b = _named_url("127.0.0.2", site_port), _named_url("127.0.0.3", site_port)
     env = {"COOKIEBRIDGE_SECRET_KEY": SECRET, "COOKIEBRIDGE_IDENTITY_SECRET": IDENTITY_SECRET}
     # Bound to the bridge's address; the browsers reach it by name.
@@ -313,7 +313,7 @@ from e2e.lab import Foreign, LabTopology, site_app  # noqa: E402  (this section'
 @pytest.fixture(scope="session")
 def lab_topology(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabTopology]:
     work = tmp_path_factory.mktemp("lab")
-    port, catcher_port = free_port("127.0.0.2"), free_port("127.0.0.4")
+    port, catcher_port = free_port(), free_port()
     site_a, site_b = f"https://127.0.0.2:{port}", f"https://127.0.0.3:{port}"
     foreign, catcher = f"https://127.0.0.4:{port}", f"https://127.0.0.4:{catcher_port}"
     env = {"COOKIEBRIDGE_SECRET_KEY": SECRET}

@@ -15,11 +15,16 @@ from typing import Mapping, Sequence
 from testsupport.tls import loopback_client_context
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on at `host` right now (the OS picks it)."""
+def free_port() -> int:
+    """A TCP port that no socket holds on any address right now (the OS picks it).
+
+    Asked of the wildcard address, not of one loopback address: the test servers listen on 127.0.0.2, 127.0.0.3
+    and others, and a port that is free on 127.0.0.1 may be one another pytest worker serves on 127.0.0.2 (CI met
+    it: every test of that worker failed on "address already in use"). The probe socket never listens.
+    """
     with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+        sock.bind(("0.0.0.0", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
@@ -43,7 +48,7 @@ class BridgeProcess:
 
     def __init__(self, args: Sequence[str], log_path: Path, *, host: str = "127.0.0.1", port: int | None = None,
                  env: Mapping[str, str] | None = None, tls: bool = False) -> None:
-        self.host, self.port = host, port or free_port(host)
+        self.host, self.port = host, port or free_port()
         self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.args = [sys.executable, "-m", "cookiebridge", "serve", "--host", host, "--port", str(self.port), *args]
         self.log_path = log_path

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,17 +16,43 @@ from typing import Mapping, Sequence
 
 from testsupport.tls import loopback_client_context
 
+# Where free_port() looks: below the kernel's ephemeral range, from which every outgoing connection (the browsers
+# make hundreds) takes its local port, so none can take a test server's port between the probe and the bind; and
+# one slice of it per pytest-xdist worker, so two workers never pick the same port.
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST, _SLICES = 10000, 8
+_given: set[int] = set()
+
+
+def _candidates() -> list[int]:
+    try:
+        top = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        top = 32768  # Linux's default
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    size = max((top - _LOWEST) // _SLICES, 0)
+    first = _LOWEST + (int(worker) % _SLICES if worker.isdigit() else 0) * size
+    ports = list(range(first, first + size))
+    random.shuffle(ports)
+    return ports
+
 
 def free_port() -> int:
-    """A TCP port that no socket holds on any address right now (the OS picks it).
-
-    Asked of the wildcard address, not of one loopback address: the test servers listen on 127.0.0.2, 127.0.0.3
-    and others, and a port that is free on 127.0.0.1 may be one another pytest worker serves on 127.0.0.2 (CI met
-    it: every test of that worker failed on "address already in use"). The probe socket never listens.
-    """
-    with socket.socket() as sock:
-        sock.bind(("0.0.0.0", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that no socket holds on any address now, that this process has not handed out before, and that no
+    outgoing connection can take (see _candidates). Asked of the wildcard address: the test servers listen on
+    127.0.0.2, 127.0.0.3 and others. The probe socket never listens."""
+    for port in itertools.chain(_candidates(), [0]):  # 0: the OS picks, where the range below it is too small
+        if port in _given:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            chosen = int(sock.getsockname()[1])
+        _given.add(chosen)
+        return chosen
+    raise RuntimeError("no free TCP port on this machine")
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:

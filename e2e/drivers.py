@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -44,6 +45,7 @@ HOSTNAMES: dict[str, str] = {
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")  # and their upper-case forms
 
 PAGE_LOAD_TIMEOUT = 30.0  # seconds, for goto/click navigations
+NEW_SESSION_TIMEOUT = 30.0  # seconds for WebKitWebDriver to open a session, before one more try
 SCRIPT_TIMEOUT = 30.0  # seconds, for one evaluate call
 POLL_INTERVAL = 0.05  # seconds between wait_for polls
 
@@ -654,16 +656,34 @@ def _open_webkit(workdir: Path) -> WebKitSession:
     options.add_argument("--automation")  # also gives the session an ephemeral data store
     options.set_capability("browserName", "MiniBrowser")  # without it the new-session request hangs
     options.set_capability("acceptInsecureCerts", True)
-    service = Service(
-        executable_path=WEBKIT_DRIVER.path,
-        log_output=str(workdir / f"webkitwebdriver-{os.getpid()}-{next(_webkit_logs)}.log"),
-        env={**_direct_environment(), "DISPLAY": _display()},
-    )
-    with warnings.catch_warnings():
-        # Selenium's own WebKitGTK constructor trips its RemoteConnection deprecation; nothing to fix here.
-        warnings.filterwarnings("ignore", message="setting remote_server_addr", category=DeprecationWarning)
-        driver = webdriver.WebKitGTK(options=options, service=service)
-    return WebKitSession(driver)
+    # WebKitWebDriver never answers a new-session request whose browser did not start (CI met MiniBrowser's
+    # "cannot open display" once, and the run hung): wait NEW_SESSION_TIMEOUT, stop that driver, try once more.
+    logs, errors = [], []
+    for _ in range(2):
+        logs.append(workdir / f"webkitwebdriver-{os.getpid()}-{next(_webkit_logs)}.log")
+        service = Service(executable_path=WEBKIT_DRIVER.path, log_output=str(logs[-1]),
+                          env={**_direct_environment(), "DISPLAY": _display()})
+        opened: list[Any] = []
+
+        def open_session() -> None:
+            with warnings.catch_warnings():
+                # Selenium's own WebKitGTK constructor trips its RemoteConnection deprecation; nothing to fix here.
+                warnings.filterwarnings("ignore", message="setting remote_server_addr", category=DeprecationWarning)
+                try:
+                    opened.append(webdriver.WebKitGTK(options=options, service=service))
+                except Exception as error:  # a driver that refused, or the one stopped below
+                    errors.append(_first_line(str(error)))
+
+        opener = threading.Thread(target=open_session, daemon=True)
+        opener.start()
+        opener.join(NEW_SESSION_TIMEOUT)
+        if opened:
+            return WebKitSession(opened[0])
+        with contextlib.suppress(Exception):
+            service.stop()
+        opener.join(5)
+    raise BrowserUnavailable(f"WebKitWebDriver opened no session in two tries of {NEW_SESSION_TIMEOUT:g}s "
+                             f"({'; '.join(errors) or 'no answer'}; logs: {', '.join(map(str, logs))})")
 
 
 _EVALUATE_ASYNC = """

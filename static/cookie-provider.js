@@ -25,9 +25,11 @@
   // cookie: arriving costs one round trip after this script. The bridge redeems a code only for a page
   // whose referrer is the site that issued it, so a planted link (mailed, typed, or on a foreign page) restores
   // nothing. cookie-provider-api.min.js takes the code out of the address bar.
-  const [, code] = location.hash.match(/[#&]cb-handoff=([^&]*)/) || [];
+  // Such a page makes its hidden iframe only once the answer is in and the cookie written (or the code refused,
+  // or the provider's timeout passed): made earlier, the frame has Chromium render the page before its <body> and
+  // parse the rest of it after the answer, which then waits for both (bench/RESULTS.md).
+  const [, code] = location.hash.match(/[#&]cb-handoff=([^&]+)/) || [];
 
-  const warn = message => console.warn('cookiebridge: ' + message);
   const failed = error => ({ ok: false, error }); // a reply, as the iframe and the API give them
   const after = (until, value) => new Promise(resolve => setTimeout(resolve, until - Date.now(), value));
 
@@ -77,10 +79,11 @@
     frame.src = url;
     frame.style.cssText = 'display:none!important'; // inline and important: out of layout, focus and a11y tree, so no title
     frame.onload = () => {
-      frame.contentWindow.postMessage({ cookiebridge: 1, op: 'hello' }, new URL(url).origin, [spare || connect()]);
+      frame.contentWindow.postMessage({ cookiebridge: 1, op: 'hello' }, url.origin, [spare || connect()]);
       spare = 0;
     };
-    document.documentElement.append(frame);
+    const show = () => document.documentElement.append(frame);
+    arrival ? arrival.then(after).then(show) : show(); // after(answer): a task later, once the cookie is written
     channel.call = (request, until) => new Promise(resolve => {
       const { port1, port2 } = new MessageChannel();
       port1.onmessage = e => resolve(e.data);
@@ -107,7 +110,7 @@
       const info = () => channel?.info || {};
       const request = async (r, until = Date.now() + timeout) => channel?.call(r, until) || failed('no-bridge');
       const fail = (operation, error, result) => {
-        warn(operation + ' failed: ' + error);
+        console.warn('cookiebridge: ' + operation + ' failed: ' + error);
         try {
           o.onError?.(operation, error);
         } catch { /* a broken callback must not break the page */ }
@@ -131,15 +134,14 @@
 
       try {
         url = new URL(iframeUrl, location);
-        // A CORS "simple" request (no preflight), without credentials since the bridge is another origin. It goes
-        // out before the iframe is made, and the cookie's domain is probed while it travels: both take time.
-        arrival ||= code && fetch(new URL('api/v1/handoff/redeem', url),
+        // A CORS "simple" request (no preflight), without credentials since the bridge is another origin, and
+        // settled within the timeout, so the iframe that waits for it always comes.
+        arrival ||= code && Promise.race([fetch(new URL('api/v1/handoff/redeem', url),
           { method: 'POST', body: JSON.stringify({ code, referrer: document.referrer }) })
-          .then(r => r.json()).catch(() => failed('unreachable'));
-        if (arrival) domain ??= registrable(location.hostname.split('.'));
-        channel = channels[url] ||= openChannel(url.href);
+          .then(r => r.json()).catch(() => failed('unreachable')), after(Date.now() + timeout)]);
+        channel = channels[url] ||= openChannel(url);
       } catch {
-        warn('bad IFRAME_URL ' + iframeUrl);
+        console.warn('cookiebridge: bad IFRAME_URL ' + iframeUrl);
       }
 
       Object.assign(p, {
@@ -153,7 +155,7 @@
         async loadCookie() {
           const until = Date.now() + timeout, loads = [
             // The bridge's answer for this page's code: { name, value, from } or { error }.
-            Promise.race([arrival, after(until)]).then(a => a?.name == name ? { ok: 1, ...a } : a),
+            arrival?.then(a => a?.name == name ? { ok: 1, ...a } : a),
             mechanisms && load(until).then(m => m?.identity(until)),
             request({ op: 'get', name }, until),
           ];

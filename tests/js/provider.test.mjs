@@ -36,8 +36,9 @@ test('loading the script twice keeps the first CookieProvider', () => {
   assert.equal(window.CookieProvider, first);
 });
 
-// A page of domain-b that arrived with `hash`; the bridge answers the redeem with `answer`. Returns the page and
-// what it did, in order: requests to the bridge, elements appended, cookies written.
+// A page of domain-b that arrived with `hash`; the bridge answers the redeem with `answer` (HANG: never). Returns
+// the page and what it did, in order: requests to the bridge, elements appended, cookies written.
+const HANG = Symbol('no answer');
 function arriving(hash, answer) {
   const { window, jar, context } = page('www.domain-b.test'), events = [], document = window.document;
   const cookie = Object.getOwnPropertyDescriptor(document, 'cookie');
@@ -56,7 +57,7 @@ function arriving(hash, answer) {
     MessageChannel: class { constructor() { this.port1 = { postMessage() {} }; this.port2 = {}; } },
     fetch: async (url, init) => {
       events.push('fetch ' + String(url) + ' ' + init.body);
-      return { json: async () => answer };
+      return answer === HANG ? new Promise(() => {}) : { json: async () => answer };
     },
   });
   vm.runInContext(SOURCE, context);
@@ -64,19 +65,36 @@ function arriving(hash, answer) {
   return { provider, events, jar };
 }
 
-test('arriving with a handoff code: the redeem goes out first, and the API script only after the cookie is written', async () => {
+const settled = () => new Promise(resolve => setTimeout(resolve, 5)); // a few tasks: what was due has happened
+
+test('arriving with a handoff code: the redeem goes out first, the iframe and the API script only after the cookie is written', async () => {
   const { provider, events, jar } = arriving('#cb-handoff=C1',
     { name: 'session', value: 'v1', from: 'https://www.domain-a.test' });
+  assert.deepEqual(events, [
+    'fetch https://bridge.test/api/v1/handoff/redeem {"code":"C1","referrer":"https://www.domain-a.test/"}',
+  ]);
   assert.equal(await provider.loadCookie(), 'v1');
+  await settled();
   assert.equal(provider.restoredFrom, 'handoff');
   assert.deepEqual(jar, new Map([['session|domain-b.test', 'v1']])); // the registrable domain, as Genesys Widgets write it
-  assert.deepEqual(events.slice(0, 2), [
-    'fetch https://bridge.test/api/v1/handoff/redeem {"code":"C1","referrer":"https://www.domain-a.test/"}',
-    'append iframe',
-  ]);
-  const written = events.indexOf('cookie session=v1'), api = events.findIndex(e => e.startsWith('load '));
-  assert.ok(written > 0 && api > written, events.join('\n'));
+  const written = events.indexOf('cookie session=v1'), frame = events.indexOf('append iframe');
+  const api = events.findIndex(e => e.startsWith('load '));
+  assert.ok(written > 0 && frame > written && api > written, events.join('\n'));
   assert.match(events[api], /^load https:\/\/bridge\.test\/cookie-provider-api\./);
+});
+
+test('a page without a code makes its iframe at once', () => {
+  for (const hash of ['', '#cb-handoff=']) {
+    const { events } = arriving(hash, HANG);
+    assert.deepEqual(events, ['append iframe'], hash);
+  }
+});
+
+test('a redeem that never answers: loadCookie() gives up within its timeout, and the iframe still comes', async () => {
+  const { provider, events } = arriving('#cb-handoff=C2', HANG);
+  assert.equal(await provider.loadCookie(), null); // the provider's timeout is 50 ms here
+  await settled();
+  assert.ok(events.includes('append iframe'), events.join('\n'));
 });
 
 test('arriving with a refused code restores nothing, and still loads the API script that takes the code away', async () => {

@@ -665,7 +665,9 @@ def _open_webkit(workdir: Path) -> WebKitSession:
                           env={**_direct_environment(), "DISPLAY": _display()})
         opened: list[Any] = []
 
-        def open_session() -> None:
+        # Service and list come in as arguments: a thread of the first try that outlives it must not put its
+        # driver into the second try's list (a closure would see the loop's newest ones).
+        def open_session(service: Service, opened: list[Any]) -> None:
             with warnings.catch_warnings():
                 # Selenium's own WebKitGTK constructor trips its RemoteConnection deprecation; nothing to fix here.
                 warnings.filterwarnings("ignore", message="setting remote_server_addr", category=DeprecationWarning)
@@ -674,7 +676,7 @@ def _open_webkit(workdir: Path) -> WebKitSession:
                 except Exception as error:  # a driver that refused, or the one stopped below
                     errors.append(_first_line(str(error)))
 
-        opener = threading.Thread(target=open_session, daemon=True)
+        opener = threading.Thread(target=open_session, args=(service, opened), daemon=True)
         opener.start()
         opener.join(NEW_SESSION_TIMEOUT)
         if opened:

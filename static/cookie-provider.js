@@ -83,7 +83,9 @@
       spare = 0;
     };
     const show = () => document.documentElement.append(frame);
-    arrival ? arrival.then(after).then(show) : show(); // after(answer): a task later, once the cookie is written
+    // after(answer) is a zero-delay timer (an answer as `until` gives setTimeout a NaN delay, which is 0): the frame
+    // comes a task after the answer, once loadCookie() has written the cookie in its microtasks.
+    arrival ? arrival.then(after).then(show) : show();
     channel.call = (request, until) => new Promise(resolve => {
       const { port1, port2 } = new MessageChannel();
       port1.onmessage = e => resolve(e.data);
